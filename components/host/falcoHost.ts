@@ -1,0 +1,169 @@
+/**
+ * FalcoHost: make one Linux host, reached over SSH, a hardened Falco node, and keep it one.
+ *
+ * The component only wires: it resolves the settings, renders the bundle (pure, `bundle.ts`) and hands the
+ * self-contained install script to one `remote.Command` on stdin. All host logic lives in the bundle's
+ * converge/uninstall script, so what `npm run render` shows a reviewer is exactly what runs.
+ */
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { renderBundle } from "./bundle";
+import { UNIT_NAME } from "./paths";
+import { HostSettings, HostSettingsError, httpOutputNeedsUrl, resolveHostSettings } from "./settings";
+
+/** How to reach a bastion. Same fields as the host's connection, minus a further proxy. */
+export interface SshProxyArgs {
+    /** Address of the bastion. */
+    host: pulumi.Input<string>;
+    /** SSH port. Default 22. */
+    port?: pulumi.Input<number>;
+    /** Login user on the bastion. Default `root`... rarely right: set it. */
+    user?: pulumi.Input<string>;
+    /** Private key for the bastion (OpenSSH or PEM). Wrapped as a secret whatever you pass. */
+    privateKey?: pulumi.Input<string>;
+    /**
+     * The bastion's public host key (`ssh-ed25519 AAAA...`), pinned: the connection fails if the bastion presents
+     * another. Without it any key is accepted (a warning is logged).
+     */
+    hostKey?: pulumi.Input<string>;
+    /** Failed dials tolerated before giving up. Default 30 (a fresh host may still be booting). */
+    dialErrorLimit?: pulumi.Input<number>;
+    /** Seconds per dial attempt. Default 15. */
+    perDialTimeout?: pulumi.Input<number>;
+}
+
+/** How to reach the host. */
+export interface SshConnectionArgs extends SshProxyArgs {
+    /** Reach the host through this bastion (ProxyJump). */
+    proxy?: SshProxyArgs;
+}
+
+export interface FalcoHostArgs {
+    /** SSH access to the host. A non-root `user` runs everything through `sudo -n` (passwordless sudo required). */
+    connection: SshConnectionArgs;
+    /** Falco, outputs, rules and hardening for this host (see `HostSettings`). Default: our secure defaults. */
+    settings?: HostSettings;
+    /** Secret values (e.g. an HTTP output URL with a token). Delivered on stdin into a 0600 file, never in a command. */
+    secrets?: {
+        /** HTTP output URL with a credential in it (Falcosidekick behind auth, a webhook). */
+        httpOutputUrl?: pulumi.Input<string>;
+    };
+}
+
+/** Defaults for hosts that are still booting (cloud instances take a minute or two to accept SSH). */
+export const DEFAULT_DIAL_ERROR_LIMIT = 30;
+export const DEFAULT_PER_DIAL_TIMEOUT = 15;
+
+/** The converge script's last stdout line. */
+export interface ConvergeReport {
+    changed: boolean;
+    version: string;
+    driver: string;
+    bundleHash: string;
+    unit: string;
+    restarted: boolean;
+}
+
+/** Parse the converge script's final JSON line; undefined while unknown (preview) or when absent. */
+export function parseConvergeReport(stdout: string | undefined): ConvergeReport | undefined {
+    const last = (stdout ?? "").trim().split("\n").pop();
+    if (!last?.startsWith("{")) return undefined;
+    try {
+        return JSON.parse(last) as ConvergeReport;
+    } catch {
+        return undefined;
+    }
+}
+
+/** `bash -s` reads the script from stdin; a non-root user gets there through non-interactive sudo. */
+export function remoteShell(user: string | undefined, action: "converge" | "uninstall"): string {
+    const shell = `bash -s -- ${action}`;
+    return !user || user === "root" ? shell : `sudo -n ${shell}`;
+}
+
+function connectionArgs(c: SshProxyArgs): command.types.input.remote.ProxyConnectionArgs {
+    return {
+        host: c.host,
+        port: c.port ?? 22,
+        user: c.user ?? "root",
+        privateKey: c.privateKey === undefined ? undefined : pulumi.secret(c.privateKey),
+        hostKey: c.hostKey,
+        dialErrorLimit: c.dialErrorLimit ?? DEFAULT_DIAL_ERROR_LIMIT,
+        perDialTimeout: c.perDialTimeout ?? DEFAULT_PER_DIAL_TIMEOUT,
+    };
+}
+
+export class FalcoHost extends pulumi.ComponentResource {
+    /** sha256 of everything non-secret the host receives; changes exactly when the host must converge. */
+    public readonly bundleHash: pulumi.Output<string>;
+    /** Falco version the host reported after converging. */
+    public readonly falcoVersion: pulumi.Output<string>;
+    /** Driver in use on the host (`auto` resolved there). */
+    public readonly driver: pulumi.Output<string>;
+    /** Our systemd unit's name. */
+    public readonly unitName: pulumi.Output<string>;
+    /** The converge command (for `dependsOn` in your own program). */
+    public readonly converge: command.remote.Command;
+
+    constructor(name: string, args: FalcoHostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("falco-nodes:index:FalcoHost", name, {}, opts);
+
+        // Bad settings fail here, at preview, naming the key: before any resource is declared.
+        const settings = resolveHostSettings(args.settings ?? {});
+        // Render once without secrets: the plain hash and a check that the settings render at all.
+        const hasSecretUrl = args.secrets?.httpOutputUrl !== undefined;
+        const missingUrl = httpOutputNeedsUrl(settings, hasSecretUrl);
+        if (missingUrl) throw new HostSettingsError([{ key: "outputs.http", message: missingUrl }]);
+        const plain = renderBundle(settings, hasSecretUrl ? { httpOutputUrl: "https://placeholder.invalid/" } : undefined);
+
+        const secretValues = pulumi.secret(pulumi.output(args.secrets?.httpOutputUrl));
+        const bundle = secretValues.apply((httpOutputUrl) =>
+            renderBundle(settings, httpOutputUrl === undefined ? undefined : { httpOutputUrl }),
+        );
+
+        const warnNoHostKey = (c: SshProxyArgs, what: string) => {
+            if (c.hostKey === undefined)
+                pulumi.log.warn(`${what} has no hostKey: any host key will be accepted (pin it to defeat man-in-the-middle)`, this);
+        };
+        warnNoHostKey(args.connection, "connection");
+        if (args.connection.proxy) warnNoHostKey(args.connection.proxy, "connection.proxy");
+
+        const connection: command.types.input.remote.ConnectionArgs = {
+            ...connectionArgs(args.connection),
+            proxy: args.connection.proxy ? connectionArgs(args.connection.proxy) : undefined,
+        };
+        const user = pulumi.output(args.connection.user ?? "root");
+
+        this.converge = new command.remote.Command(
+            `${name}-converge`,
+            {
+                connection,
+                create: user.apply((u) => remoteShell(u, "converge")),
+                update: user.apply((u) => remoteShell(u, "converge")),
+                // Delete gets the same stdin (the last converged bundle): the script uninstalls what it installed.
+                delete: user.apply((u) => remoteShell(u, "uninstall")),
+                // Always secret: it may carry the secrets drop-in, and its diff is unreadable anyway; the hash
+                // in `triggers` says when it changes, `npm run render` shows what.
+                stdin: pulumi.secret(bundle.apply((b) => b.installScript)),
+                triggers: [plain.hash, ...(hasSecretUrl ? [bundle.apply((b) => pulumi.secret(b.secretsHash ?? ""))] : [])],
+                // The previous run's output is not needed on the host, and env passing needs AcceptEnv in sshd.
+                addPreviousOutputInEnv: false,
+                logging: command.types.enums.remote.Logging.StdoutAndStderr,
+            },
+            { parent: this, additionalSecretOutputs: ["stdin"] },
+        );
+
+        const report = this.converge.stdout.apply(parseConvergeReport);
+        this.bundleHash = pulumi.output(plain.hash);
+        this.falcoVersion = report.apply((r) => r?.version ?? settings.falcoVersion);
+        this.driver = report.apply((r) => r?.driver ?? settings.driver);
+        this.unitName = pulumi.output(UNIT_NAME);
+
+        this.registerOutputs({
+            bundleHash: this.bundleHash,
+            falcoVersion: this.falcoVersion,
+            driver: this.driver,
+            unitName: this.unitName,
+        });
+    }
+}

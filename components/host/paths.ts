@@ -1,0 +1,43 @@
+/**
+ * Where everything falco-nodes puts on a host lives. One table, so the renderers, the converge and uninstall
+ * scripts, the self-protection rules (which watch these paths) and the tests agree.
+ */
+
+/** Our systemd unit. Not `falco.service`: the packages use that name as an alias of their own units, which we mask. */
+export const UNIT_NAME = "falco-nodes.service";
+export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`;
+/** Drop-ins the converge script may add to our unit (e.g. `CAP_SYS_ADMIN` when perf_event_paranoid > 2). */
+export const UNIT_DROPIN_DIR = `/etc/systemd/system/${UNIT_NAME}.d`;
+
+/** Units the Falco packages ship; masked so only ours runs. */
+export const PACKAGE_UNITS = [
+    "falco-modern-bpf.service",
+    "falco-kmod.service",
+    "falco-kmod-inject.service",
+    "falco-bpf.service",
+    "falco-custom.service",
+    "falcoctl-artifact-follow.service",
+] as const;
+
+export const FALCO_CONFIG_DIR = "/etc/falco";
+export const FALCO_MAIN_CONFIG = "/etc/falco/falco.yaml";
+/** Drop-in directory Falco loads after the main file (`config_files`). The package puts its container plugin here. */
+export const FALCO_CONFIG_D = "/etc/falco/config.d";
+/** Secret-bearing config (HTTP output URL with a token): its own file, mode 0600, never in falco.yaml. */
+export const FALCO_SECRETS_CONFIG = "/etc/falco/config.d/90-falco-nodes-secrets.yaml";
+/** The rules the package ships. */
+export const FALCO_DEFAULT_RULES = "/etc/falco/falco_rules.yaml";
+/** Our rule files (built-in sets and the user's). */
+export const FALCO_RULES_D = "/etc/falco/rules.d";
+export const FALCO_BINARY = "/usr/bin/falco";
+export const FALCO_LOG_DIR = "/var/log/falco";
+
+export const SYSCTL_PATH = "/etc/sysctl.d/90-falco-nodes.conf";
+export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/90-falco-nodes.conf";
+export const LOGROTATE_PATH = "/etc/logrotate.d/falco-nodes";
+
+/** The converge script's state: the manifest of files it manages, the last good set, the bundle hash. */
+export const STATE_DIR = "/var/lib/falco-nodes";
+
+/** Marks a secret the bundle was rendered without (`npm run render`): converge refuses to install it. */
+export const SECRET_PLACEHOLDER_PREFIX = "@@falco-nodes-secret:";

@@ -1,0 +1,550 @@
+/**
+ * Typed settings for one Falco host: what a user writes (`HostSettings`, every field optional with a
+ * documented default) and what the renderers consume (`ResolvedHostSettings`, every default filled in).
+ *
+ * `resolveHostSettings` is the only way from one to the other. It rejects bad input with a
+ * `HostSettingsError` that names the key and the fix, before anything is rendered or any resource declared.
+ * Pure: no Pulumi, no I/O.
+ */
+import * as YAML from "yaml";
+import { z } from "zod";
+
+/** The kernel driver Falco uses to capture events. */
+export const Driver = {
+    /** CO-RE eBPF, built into Falco; needs kernel >= 5.8 with BTF (`/sys/kernel/btf/vmlinux`). Least privilege. */
+    ModernEbpf: "modern_ebpf",
+    /** The kernel module. Works on old kernels; needs full root privileges (it loads a module). */
+    Kmod: "kmod",
+    /** Decide on the host at converge time: `modern_ebpf` when the kernel is >= 5.8 with BTF, else `kmod`. */
+    Auto: "auto",
+} as const;
+export type Driver = (typeof Driver)[keyof typeof Driver];
+
+/** Where the Falco package comes from. */
+export const InstallSource = {
+    /** Falco's official apt repository (Debian, Ubuntu): key pinned by fingerprint, version pinned and held. */
+    Apt: "apt",
+    /** Falco's official rpm repository with dnf/yum (RHEL family, Amazon Linux): same pinning. */
+    Rpm: "rpm",
+    /** A .deb/.rpm already staged on the host (air-gapped hosts), verified by its sha256. */
+    PackageFile: "package-file",
+    /** Falco is already installed (e.g. built from source): verify binary and version, install nothing. */
+    Preinstalled: "preinstalled",
+} as const;
+export type InstallSource = (typeof InstallSource)[keyof typeof InstallSource];
+
+/** Falco rule priorities, most to least severe. */
+export const PRIORITIES = [
+    "emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug",
+] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+/**
+ * How to live with `kernel.perf_event_paranoid` > 2 (Debian/Ubuntu default 3 or 4), under which the
+ * least-privilege `modern_ebpf` capability set cannot attach Falco's tracepoints (measured: crash loop).
+ */
+export const PerfEventParanoid = {
+    /**
+     * Keep the host's setting. If it is > 2 when converging, a unit drop-in adds `CAP_SYS_ADMIN` to
+     * Falco's capability set (exposure 3.1 instead of 2.8), so unprivileged users keep the stricter level.
+     */
+    Auto: "auto",
+    /** Lower `kernel.perf_event_paranoid` to 2 via sysctl and keep Falco without `CAP_SYS_ADMIN`. */
+    LowerToTwo: "lower-to-2",
+    /** Always grant `CAP_SYS_ADMIN` to Falco, whatever the host's setting. */
+    GrantSysAdmin: "grant-sys-admin",
+} as const;
+export type PerfEventParanoid = (typeof PerfEventParanoid)[keyof typeof PerfEventParanoid];
+
+/** The project's own rule sets, switchable by name. */
+export const BuiltinRuleSet = {
+    /** Tampering with Falco itself: stopping/masking the unit, signals, edits to config, unit or binary, driver loads. */
+    SelfProtection: "self-protection",
+    /** The seed guide's example: writes below `/app/config/`. Opt-in. */
+    AppConfigExample: "app-config-example",
+} as const;
+export type BuiltinRuleSet = (typeof BuiltinRuleSet)[keyof typeof BuiltinRuleSet];
+
+export interface InstallSettings {
+    /** Where Falco comes from. Default `apt`; use `rpm` for RHEL/Amazon Linux, `package-file` when air-gapped. */
+    source?: InstallSource;
+    /** Package repository. Default Falco's official `https://download.falco.org/packages/deb` (apt) or `.../rpm` (rpm). */
+    repoUrl?: string;
+    /** The repository's signing key (ASCII armored). Default `https://falco.org/repo/falcosecurity-packages.asc`. */
+    keyUrl?: string;
+    /**
+     * The key's full 40-hex-digit fingerprint; converge refuses a key that does not match. Default
+     * `478B2FBBC75F4237B731DA4365106822B35B1B1F` (Falco's key since the Dec 2025 rotation).
+     */
+    keyFingerprint?: string;
+    /** `package-file` only: absolute path of the staged .deb or .rpm on the host. */
+    packageFile?: string;
+    /** `package-file` only: the package's sha256 (64 hex digits); converge refuses any other file. */
+    packageSha256?: string;
+    /** `preinstalled` only: the Falco binary to run. Default `/usr/bin/falco`. */
+    binaryPath?: string;
+    /** Remove the Falco package on uninstall (apt/rpm/package-file). Default false: only our unit and files go. */
+    purgeOnUninstall?: boolean;
+}
+
+export interface FileOutputSettings {
+    /** Write alerts as JSON lines to a file. Default true: a local copy survives a network outage. */
+    enabled?: boolean;
+    /** Alert file; must be below `/var/log/falco`. Default `/var/log/falco/events.json`. */
+    path?: string;
+    /** Rotate when the file exceeds this many MiB (logrotate). Default 100. */
+    rotateSizeMiB?: number;
+    /** Rotated files to keep. Default 7. */
+    rotateKeep?: number;
+}
+
+export interface HttpOutputSettings {
+    /** Send alerts to Falcosidekick or a webhook. Default false. */
+    enabled?: boolean;
+    /**
+     * The endpoint, when it carries no credential (e.g. an in-VPC Falcosidekick). A URL with a token must be
+     * given as a secret instead (`HostSecrets.httpOutputUrl`), which takes precedence.
+     */
+    url?: string;
+    /** Skip TLS verification. Default false; never turn it on for anything but a lab. */
+    insecure?: boolean;
+}
+
+export interface ProgramOutputSettings {
+    /** Pipe each alert to a program. Default false. */
+    enabled?: boolean;
+    /** The command line, run by Falco through `sh -c`. Required when enabled. */
+    program?: string;
+    /** Keep one program running and stream alerts to it. Default true. */
+    keepAlive?: boolean;
+}
+
+export interface OutputSettings {
+    /** Drop alerts below this priority. Default `notice`: the default rules' `debug`/`informational` noise stays local. */
+    minimumPriority?: Priority;
+    /** Emit alerts as JSON (what Falcosidekick and log pipelines want). Default true. */
+    jsonOutput?: boolean;
+    /** Alerts to syslog, i.e. the journal. Default true. */
+    syslog?: boolean;
+    /** Alerts to stdout (also the journal under systemd; duplicates syslog). Default false. */
+    stdout?: boolean;
+    file?: FileOutputSettings;
+    http?: HttpOutputSettings;
+    program?: ProgramOutputSettings;
+}
+
+export interface HeartbeatSettings {
+    /**
+     * Emit Falco's periodic metrics event as an alert (`metrics.output_rule`), so a node that goes silent can
+     * be alerted on centrally. Default true.
+     */
+    enabled?: boolean;
+    /** How often, as a Falco duration (`15m`, `1h`, ...). Default `5m`. */
+    interval?: string;
+}
+
+export interface WebserverSettings {
+    /** Serve `/healthz` (used by converge to confirm Falco is up). Always bound to 127.0.0.1. Default true. */
+    enabled?: boolean;
+    /** Port on 127.0.0.1. Default 8765. */
+    port?: number;
+}
+
+export interface RuleSettings {
+    /** Load the rules the Falco package ships (`/etc/falco/falco_rules.yaml`). Default true. */
+    defaultRules?: boolean;
+    /** The project's own rule sets. Default `["self-protection"]`. */
+    builtin?: BuiltinRuleSet[];
+    /** Your rule files: file name (`[a-z0-9_-]`, no extension) -> YAML text. Installed under `/etc/falco/rules.d`. */
+    custom?: Record<string, string>;
+}
+
+export interface SysctlHardeningSettings {
+    /** Apply the sysctl baseline (`/etc/sysctl.d/90-falco-nodes.conf`). Default true. */
+    enabled?: boolean;
+    /** Per-key overrides of the baseline; `null` drops a key from it. */
+    overrides?: Record<string, string | number | null>;
+}
+
+export interface SshdHardeningSettings {
+    /**
+     * Apply the sshd baseline (`/etc/ssh/sshd_config.d/90-falco-nodes.conf`: keys only, strong kex/ciphers/MACs,
+     * no forwarding), always checked with `sshd -t` before reload. Default true.
+     */
+    enabled?: boolean;
+    /** Allow root login with a key (`prohibit-password`) instead of `no`. Default false. */
+    permitRootLogin?: boolean;
+    /** Extra or overriding sshd directives; `null` drops one from the baseline. */
+    overrides?: Record<string, string | null>;
+}
+
+export interface HardeningSettings {
+    sysctl?: SysctlHardeningSettings;
+    sshd?: SshdHardeningSettings;
+}
+
+/** Everything about one Falco host. Every field is optional; the defaults are what we would run. */
+export interface HostSettings {
+    /** Exact Falco version (`X.Y.Z`). Default `0.44.1`. */
+    falcoVersion?: string;
+    /** Capture driver. Default `modern_ebpf`. */
+    driver?: Driver;
+    /** How to live with `kernel.perf_event_paranoid` > 2 (see `PerfEventParanoid`). Default `auto`. */
+    perfEventParanoid?: PerfEventParanoid;
+    install?: InstallSettings;
+    outputs?: OutputSettings;
+    heartbeat?: HeartbeatSettings;
+    webserver?: WebserverSettings;
+    rules?: RuleSettings;
+    /**
+     * Extra top-level `falco.yaml` keys, merged over ours (validated against Falco's schema in tests). Keys we
+     * own for safety (`webserver.listen_address`, outputs) are rejected here: use the typed settings.
+     */
+    extraConfig?: Record<string, unknown>;
+    hardening?: HardeningSettings;
+}
+
+/** Values that must never reach state, logs or command lines in plain text. */
+export interface HostSecrets {
+    /** HTTP output URL with a token (Falcosidekick, Slack-style webhook). Overrides `outputs.http.url`. */
+    httpOutputUrl?: string;
+}
+
+type DeepRequired<T> = T extends (infer U)[]
+    ? U[]
+    : T extends Record<string, unknown>
+      ? { [K in keyof T]-?: DeepRequired<NonNullable<T[K]>> }
+      : T;
+
+/** Settings with every default filled in: what the renderers take. */
+export interface ResolvedHostSettings {
+    falcoVersion: string;
+    driver: Driver;
+    perfEventParanoid: PerfEventParanoid;
+    install: Required<Omit<InstallSettings, "packageFile" | "packageSha256">> & {
+        packageFile?: string;
+        packageSha256?: string;
+    };
+    outputs: {
+        minimumPriority: Priority;
+        jsonOutput: boolean;
+        syslog: boolean;
+        stdout: boolean;
+        file: DeepRequired<FileOutputSettings>;
+        http: { enabled: boolean; url?: string; insecure: boolean };
+        program: { enabled: boolean; program?: string; keepAlive: boolean };
+    };
+    heartbeat: DeepRequired<HeartbeatSettings>;
+    webserver: DeepRequired<WebserverSettings>;
+    rules: { defaultRules: boolean; builtin: BuiltinRuleSet[]; custom: Record<string, string> };
+    extraConfig: Record<string, unknown>;
+    hardening: {
+        sysctl: { enabled: boolean; overrides: Record<string, string | number | null> };
+        sshd: { enabled: boolean; permitRootLogin: boolean; overrides: Record<string, string | null> };
+    };
+}
+
+export const DEFAULT_FALCO_VERSION = "0.44.1";
+export const FALCO_APT_REPO = "https://download.falco.org/packages/deb";
+export const FALCO_RPM_REPO = "https://download.falco.org/packages/rpm";
+export const FALCO_KEY_URL = "https://falco.org/repo/falcosecurity-packages.asc";
+export const FALCO_KEY_FINGERPRINT = "478B2FBBC75F4237B731DA4365106822B35B1B1F";
+
+/** Bad host settings: `key` is the dotted path of the offending setting, the message says how to fix it. */
+export class HostSettingsError extends Error {
+    constructor(
+        readonly problems: { key: string; message: string }[],
+        prefix = "",
+    ) {
+        super(
+            problems
+                .map((p) => `invalid host setting ${prefix}${p.key || "(root)"}: ${p.message}`)
+                .join("\n"),
+        );
+        this.name = "HostSettingsError";
+    }
+}
+
+// --- validation ------------------------------------------------------------------------------------------
+// Strings that end up in files, unit directives or script parameters are held to allowlists here, so no
+// renderer ever has to quote a hostile value: what passes cannot break out of YAML, a unit or a shell word.
+
+const SAFE_URL = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~%\/-]*)?$/;
+const safeUrl = (what: string) =>
+    z.string().regex(SAFE_URL, {
+        message: `${what} must be a plain http(s) URL (letters, digits, . _ ~ % / - only; no query, quotes, spaces or $)`,
+    });
+const absPath = (what: string, under?: string) =>
+    z
+        .string()
+        .regex(/^\/[A-Za-z0-9._\/-]+$/, {
+            message: `${what} must be an absolute path of letters, digits, . _ / - (no spaces, quotes or $)`,
+        })
+        .refine((p) => !p.split("/").includes(".."), { message: `${what} must not contain '..'` })
+        .refine((p) => !under || p.startsWith(under + "/"), { message: `${what} must be below ${under}/` });
+
+const duration = z.string().regex(/^[0-9]+(ms|s|m|h|d|w|y)$/, {
+    message: "must be a Falco duration such as 30s, 5m or 1h",
+});
+const enumOf = <T extends readonly [string, ...string[]]>(values: T) =>
+    z.enum(values, { message: `must be one of: ${values.join(", ")}` });
+const objValues = <T extends Record<string, string>>(o: T) =>
+    Object.values(o) as [T[keyof T], ...T[keyof T][]];
+
+const RULE_FILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const SYSCTL_KEY = /^[a-z0-9_]+(\.[a-z0-9_*-]+)+$/;
+const SYSCTL_VALUE = /^[A-Za-z0-9 _.:,-]{1,128}$/;
+const SSHD_KEY = /^[A-Za-z]{2,40}$/;
+const SSHD_VALUE = /^[A-Za-z0-9@._,:*\/ +-]{1,256}$/;
+const RESERVED_EXTRA_KEYS = [
+    "webserver", "http_output", "program_output", "file_output", "syslog_output", "stdout_output",
+    "rules_files", "config_files", "engine", "load_plugins", "watch_config_files",
+];
+
+const schema = z
+    .object({
+        falcoVersion: z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+$/, {
+            message: "must be an exact version X.Y.Z, e.g. 0.44.1 (ranges and 'latest' are not allowed)",
+        }),
+        driver: enumOf(objValues(Driver)),
+        perfEventParanoid: enumOf(objValues(PerfEventParanoid)),
+        install: z
+            .object({
+                source: enumOf(objValues(InstallSource)),
+                repoUrl: safeUrl("repoUrl"),
+                keyUrl: safeUrl("keyUrl"),
+                keyFingerprint: z
+                    .string()
+                    .transform((s) => s.replace(/\s+/g, "").toUpperCase())
+                    .pipe(z.string().regex(/^[0-9A-F]{40}$/, { message: "must be a full 40-hex-digit key fingerprint" })),
+                packageFile: absPath("packageFile").refine((p) => /\.(deb|rpm)$/.test(p), {
+                    message: "packageFile must end in .deb or .rpm",
+                }),
+                packageSha256: z.string().regex(/^[0-9a-fA-F]{64}$/, { message: "must be a sha256 of 64 hex digits" }),
+                binaryPath: absPath("binaryPath"),
+                purgeOnUninstall: z.boolean(),
+            })
+            .partial()
+            .strict(),
+        outputs: z
+            .object({
+                minimumPriority: enumOf(PRIORITIES),
+                jsonOutput: z.boolean(),
+                syslog: z.boolean(),
+                stdout: z.boolean(),
+                file: z
+                    .object({
+                        enabled: z.boolean(),
+                        path: absPath("file path", "/var/log/falco"),
+                        rotateSizeMiB: z.number().int().min(1).max(100_000),
+                        rotateKeep: z.number().int().min(1).max(1000),
+                    })
+                    .partial()
+                    .strict(),
+                http: z
+                    .object({ enabled: z.boolean(), url: safeUrl("url"), insecure: z.boolean() })
+                    .partial()
+                    .strict(),
+                program: z
+                    .object({
+                        enabled: z.boolean(),
+                        program: z.string().min(1).max(4096).regex(/^[^\n\r\0]*$/, {
+                            message: "must be one line (no newlines or NUL)",
+                        }),
+                        keepAlive: z.boolean(),
+                    })
+                    .partial()
+                    .strict(),
+            })
+            .partial()
+            .strict(),
+        heartbeat: z.object({ enabled: z.boolean(), interval: duration }).partial().strict(),
+        webserver: z
+            .object({ enabled: z.boolean(), port: z.number().int().min(1).max(65535) })
+            .partial()
+            .strict(),
+        rules: z
+            .object({
+                defaultRules: z.boolean(),
+                builtin: z.array(enumOf(objValues(BuiltinRuleSet))),
+                custom: z.record(z.string(), z.string({ message: "must be the rule file's YAML text" })),
+            })
+            .partial()
+            .strict(),
+        extraConfig: z.record(z.string(), z.unknown()),
+        hardening: z
+            .object({
+                sysctl: z
+                    .object({
+                        enabled: z.boolean(),
+                        overrides: z.record(
+                            z.string(),
+                            z.union([z.string(), z.number(), z.null()], { message: "must be a string, a number or null" }),
+                        ),
+                    })
+                    .partial()
+                    .strict(),
+                sshd: z
+                    .object({
+                        enabled: z.boolean(),
+                        permitRootLogin: z.boolean(),
+                        overrides: z.record(
+                            z.string(),
+                            z.union([z.string(), z.null()], { message: "must be a string or null" }),
+                        ),
+                    })
+                    .partial()
+                    .strict(),
+            })
+            .partial()
+            .strict(),
+    })
+    .partial()
+    .strict();
+
+function issuesToProblems(issues: z.core.$ZodIssue[]): { key: string; message: string }[] {
+    return issues.map((i) => {
+        const key = i.path.map((p) => (typeof p === "string" && /^[A-Za-z0-9_-]+$/.test(p) ? p : JSON.stringify(p))).join(".");
+        if (i.code === "unrecognized_keys") {
+            const where = key ? `${key}.` : "";
+            return {
+                key: i.keys.map((k) => where + k).join(", "),
+                message: "unknown setting; check the spelling against HostSettings (settings.ts)",
+            };
+        }
+        return { key, message: i.message };
+    });
+}
+
+/**
+ * Validate user settings and fill in every default. Throws `HostSettingsError` listing every problem,
+ * each with its key and the fix. `keyPrefix` is prepended to keys in messages (e.g. `falco:nodes[2].`).
+ */
+export function resolveHostSettings(input: HostSettings = {}, keyPrefix = ""): ResolvedHostSettings {
+    const parsed = schema.safeParse(input);
+    if (!parsed.success) throw new HostSettingsError(issuesToProblems(parsed.error.issues), keyPrefix);
+    const s = parsed.data;
+    const problems: { key: string; message: string }[] = [];
+
+    const source = s.install?.source ?? InstallSource.Apt;
+    const install: ResolvedHostSettings["install"] = {
+        source,
+        repoUrl: s.install?.repoUrl ?? (source === InstallSource.Rpm ? FALCO_RPM_REPO : FALCO_APT_REPO),
+        keyUrl: s.install?.keyUrl ?? FALCO_KEY_URL,
+        keyFingerprint: s.install?.keyFingerprint ?? FALCO_KEY_FINGERPRINT,
+        packageFile: s.install?.packageFile,
+        packageSha256: s.install?.packageSha256?.toLowerCase(),
+        binaryPath: s.install?.binaryPath ?? "/usr/bin/falco",
+        purgeOnUninstall: s.install?.purgeOnUninstall ?? false,
+    };
+    if (source === InstallSource.PackageFile) {
+        if (!install.packageFile)
+            problems.push({ key: "install.packageFile", message: "required with source package-file: the absolute path of the staged .deb/.rpm" });
+        if (!install.packageSha256)
+            problems.push({ key: "install.packageSha256", message: "required with source package-file: run sha256sum on the package" });
+    } else if (install.packageFile || install.packageSha256) {
+        problems.push({ key: "install.packageFile", message: `only used with source package-file (source is ${source}); remove it or set install.source: package-file` });
+    }
+    if (source !== InstallSource.Preinstalled && s.install?.binaryPath && s.install.binaryPath !== "/usr/bin/falco") {
+        problems.push({ key: "install.binaryPath", message: "only used with source preinstalled; packages install /usr/bin/falco" });
+    }
+
+    const http = {
+        enabled: s.outputs?.http?.enabled ?? false,
+        url: s.outputs?.http?.url,
+        insecure: s.outputs?.http?.insecure ?? false,
+    };
+    const program = {
+        enabled: s.outputs?.program?.enabled ?? false,
+        program: s.outputs?.program?.program,
+        keepAlive: s.outputs?.program?.keepAlive ?? true,
+    };
+    if (program.enabled && !program.program)
+        problems.push({ key: "outputs.program.program", message: "required when outputs.program.enabled is true: the command to pipe alerts to" });
+
+    const keyChecks: [Record<string, unknown> | undefined, string, RegExp, string, RegExp?, string?][] = [
+        [s.rules?.custom, "rules.custom", RULE_FILE_NAME, "rule file names must match [a-z0-9][a-z0-9_-]* (no extension, no path)"],
+        [s.hardening?.sysctl?.overrides, "hardening.sysctl.overrides", SYSCTL_KEY, "sysctl keys look like net.ipv4.ip_forward",
+            SYSCTL_VALUE, "sysctl values are numbers or short plain words (letters, digits, space . _ : , -), or null to drop the key"],
+        [s.hardening?.sshd?.overrides, "hardening.sshd.overrides", SSHD_KEY, "sshd directive names are letters only, e.g. MaxAuthTries",
+            SSHD_VALUE, "sshd values are one line of letters, digits, space and @ . _ , : * / + - (no quotes, $, #), or null to drop the directive"],
+    ];
+    for (const [record, where, keyPattern, keyMessage, valuePattern, valueMessage] of keyChecks)
+        for (const [k, v] of Object.entries(record ?? {})) {
+            if (!keyPattern.test(k)) problems.push({ key: `${where}.${JSON.stringify(k)}`, message: keyMessage });
+            else if (valuePattern && typeof v === "string" && !valuePattern.test(v))
+                problems.push({ key: `${where}.${k}`, message: valueMessage! });
+        }
+
+    const custom = s.rules?.custom ?? {};
+    for (const [name, text] of Object.entries(custom)) {
+        if (!RULE_FILE_NAME.test(name)) continue;
+        const key = `rules.custom.${name}`;
+        let doc: unknown;
+        try {
+            const parsedDoc = YAML.parseDocument(text, { uniqueKeys: true });
+            if (parsedDoc.errors.length) throw parsedDoc.errors[0];
+            doc = parsedDoc.toJS();
+        } catch (e) {
+            problems.push({ key, message: `is not valid YAML (${(e as Error).message.split("\n")[0]}); fix the rule file` });
+            continue;
+        }
+        if (!Array.isArray(doc) || doc.some((item) => typeof item !== "object" || item === null || Array.isArray(item)))
+            problems.push({ key, message: "must be a YAML list of rule, macro and list items (- rule: ..., - macro: ..., - list: ...)" });
+    }
+    const builtin = s.rules?.builtin ?? [BuiltinRuleSet.SelfProtection];
+    if (new Set(builtin).size !== builtin.length) problems.push({ key: "rules.builtin", message: "lists a rule set twice" });
+
+    const extraConfig = s.extraConfig ?? {};
+    for (const k of Object.keys(extraConfig)) {
+        if (RESERVED_EXTRA_KEYS.includes(k))
+            problems.push({ key: `extraConfig.${k}`, message: `is managed by falco-nodes; use the typed settings (outputs, webserver, rules, driver) instead` });
+    }
+    if (s.perfEventParanoid && s.driver === Driver.Kmod)
+        problems.push({ key: "perfEventParanoid", message: "only applies to the modern_ebpf driver; remove it or set driver: modern_ebpf/auto" });
+
+    if (problems.length) throw new HostSettingsError(problems, keyPrefix);
+
+    return {
+        falcoVersion: s.falcoVersion ?? DEFAULT_FALCO_VERSION,
+        driver: s.driver ?? Driver.ModernEbpf,
+        perfEventParanoid: s.perfEventParanoid ?? PerfEventParanoid.Auto,
+        install,
+        outputs: {
+            minimumPriority: s.outputs?.minimumPriority ?? "notice",
+            jsonOutput: s.outputs?.jsonOutput ?? true,
+            syslog: s.outputs?.syslog ?? true,
+            stdout: s.outputs?.stdout ?? false,
+            file: {
+                enabled: s.outputs?.file?.enabled ?? true,
+                path: s.outputs?.file?.path ?? "/var/log/falco/events.json",
+                rotateSizeMiB: s.outputs?.file?.rotateSizeMiB ?? 100,
+                rotateKeep: s.outputs?.file?.rotateKeep ?? 7,
+            },
+            http,
+            program,
+        },
+        heartbeat: { enabled: s.heartbeat?.enabled ?? true, interval: s.heartbeat?.interval ?? "5m" },
+        webserver: { enabled: s.webserver?.enabled ?? true, port: s.webserver?.port ?? 8765 },
+        rules: { defaultRules: s.rules?.defaultRules ?? true, builtin, custom },
+        extraConfig,
+        hardening: {
+            sysctl: { enabled: s.hardening?.sysctl?.enabled ?? true, overrides: s.hardening?.sysctl?.overrides ?? {} },
+            sshd: {
+                enabled: s.hardening?.sshd?.enabled ?? true,
+                permitRootLogin: s.hardening?.sshd?.permitRootLogin ?? false,
+                overrides: s.hardening?.sshd?.overrides ?? {},
+            },
+        },
+    };
+}
+
+/**
+ * The http output needs a URL from somewhere: plain settings or the secret. Checked where both are known
+ * (the bundle), since the secret may only be known as "present" at preview time.
+ */
+export function httpOutputNeedsUrl(s: ResolvedHostSettings, hasSecretUrl: boolean): string | undefined {
+    if (s.outputs.http.enabled && !s.outputs.http.url && !hasSecretUrl)
+        return "outputs.http.enabled is true but no URL is set: set outputs.http.url, or the secret httpOutputUrl for a URL with a token";
+    return undefined;
+}
