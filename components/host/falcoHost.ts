@@ -7,6 +7,7 @@
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { CONVERGE_MARKER_ENV, CONVERGE_MARKER_VALUE } from "../rules";
 import { renderBundle } from "./bundle";
 import { UNIT_NAME } from "./paths";
 import { HostSettings, HostSettingsError, httpOutputNeedsUrl, resolveHostSettings } from "./settings";
@@ -75,9 +76,13 @@ export function parseConvergeReport(stdout: string | undefined): ConvergeReport 
     }
 }
 
-/** `bash -s` reads the script from stdin; a non-root user gets there through non-interactive sudo. */
+/**
+ * `bash -s` reads the script from stdin; a non-root user gets there through non-interactive sudo. The marker
+ * variable is set at exec, where Falco reads a process's environment, so the self-protection rules can tell
+ * our own converge from tampering (see components/rules/selfProtection.ts for why that is only a filter).
+ */
 export function remoteShell(user: string | undefined, action: "converge" | "uninstall"): string {
-    const shell = `bash -s -- ${action}`;
+    const shell = `env ${CONVERGE_MARKER_ENV}=${CONVERGE_MARKER_VALUE} bash -s -- ${action}`;
     return !user || user === "root" ? shell : `sudo -n ${shell}`;
 }
 

@@ -33,7 +33,13 @@ export const FALCO_BINARY = "/usr/bin/falco";
 export const FALCO_LOG_DIR = "/var/log/falco";
 
 export const SYSCTL_PATH = "/etc/sysctl.d/90-falco-nodes.conf";
-export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/90-falco-nodes.conf";
+/**
+ * Named to sort before the distributions' sshd drop-ins: sshd keeps the first value it reads for a directive, so
+ * a file read earlier (cloud-init's 50-cloud-init.conf with `PasswordAuthentication yes`, Red Hat's
+ * 50-redhat.conf with `X11Forwarding yes`) would otherwise override our hardening. After the AWS user data's
+ * 05-falco-nodes-hostkey.conf, which pins the host key.
+ */
+export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/10-falco-nodes.conf";
 export const LOGROTATE_PATH = "/etc/logrotate.d/falco-nodes";
 
 /** The converge script's state: the manifest of files it manages, the last good set, the bundle hash. */

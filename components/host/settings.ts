@@ -168,7 +168,7 @@ export interface SysctlHardeningSettings {
 
 export interface SshdHardeningSettings {
     /**
-     * Apply the sshd baseline (`/etc/ssh/sshd_config.d/90-falco-nodes.conf`: keys only, strong kex/ciphers/MACs,
+     * Apply the sshd baseline (`/etc/ssh/sshd_config.d/10-falco-nodes.conf`: keys only, strong kex/ciphers/MACs,
      * no forwarding), always checked with `sshd -t` before reload. Default true.
      */
     enabled?: boolean;
@@ -212,7 +212,7 @@ export interface HostSecrets {
 
 type DeepRequired<T> = T extends (infer U)[]
     ? U[]
-    : T extends Record<string, unknown>
+    : T extends object
       ? { [K in keyof T]-?: DeepRequired<NonNullable<T[K]>> }
       : T;
 
@@ -293,10 +293,13 @@ const objValues = <T extends Record<string, string>>(o: T) =>
 
 const RULE_FILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const SYSCTL_KEY = /^[a-z0-9_]+(\.[a-z0-9_*-]+)+$/;
-const SYSCTL_VALUE = /^[A-Za-z0-9 _.:,-]{1,128}$/;
-const SSHD_KEY = /^[A-Za-z]{2,40}$/;
-const SSHD_VALUE = /^[A-Za-z0-9@._,:*\/ +-]{1,256}$/;
-const RESERVED_EXTRA_KEYS = [
+// Values are words separated by single spaces: no leading/trailing space, which would render as an empty or
+// ambiguous value.
+const SYSCTL_VALUE = /^(?=.{1,128}$)[A-Za-z0-9_.:,-]+( [A-Za-z0-9_.:,-]+)*$/;
+const SSHD_KEY = /^[A-Za-z][A-Za-z0-9]{1,39}$/;
+const SSHD_VALUE = /^(?=.{1,256}$)[A-Za-z0-9@._,:*\/+-]+( [A-Za-z0-9@._,:*\/+-]+)*$/;
+/** Top-level falco.yaml keys falco-nodes owns; `extraConfig` may not set them (the renderers re-check). */
+export const RESERVED_EXTRA_KEYS: readonly string[] = [
     "webserver", "http_output", "program_output", "file_output", "syslog_output", "stdout_output",
     "rules_files", "config_files", "engine", "load_plugins", "watch_config_files",
 ];
@@ -379,7 +382,7 @@ const schema = z
                         enabled: z.boolean(),
                         overrides: z.record(
                             z.string(),
-                            z.union([z.string(), z.number(), z.null()], { message: "must be a string, a number or null" }),
+                            z.union([z.string(), z.number().int(), z.null()], { message: "must be a string, an integer or null" }),
                         ),
                     })
                     .partial()
@@ -462,12 +465,15 @@ export function resolveHostSettings(input: HostSettings = {}, keyPrefix = ""): R
     if (program.enabled && !program.program)
         problems.push({ key: "outputs.program.program", message: "required when outputs.program.enabled is true: the command to pipe alerts to" });
 
+    // Keys are checked on the raw input: zod's parsed records silently drop a `__proto__` key, which must be
+    // reported, not ignored.
+    const raw = input as HostSettings;
     const keyChecks: [Record<string, unknown> | undefined, string, RegExp, string, RegExp?, string?][] = [
-        [s.rules?.custom, "rules.custom", RULE_FILE_NAME, "rule file names must match [a-z0-9][a-z0-9_-]* (no extension, no path)"],
-        [s.hardening?.sysctl?.overrides, "hardening.sysctl.overrides", SYSCTL_KEY, "sysctl keys look like net.ipv4.ip_forward",
-            SYSCTL_VALUE, "sysctl values are numbers or short plain words (letters, digits, space . _ : , -), or null to drop the key"],
-        [s.hardening?.sshd?.overrides, "hardening.sshd.overrides", SSHD_KEY, "sshd directive names are letters only, e.g. MaxAuthTries",
-            SSHD_VALUE, "sshd values are one line of letters, digits, space and @ . _ , : * / + - (no quotes, $, #), or null to drop the directive"],
+        [raw.rules?.custom, "rules.custom", RULE_FILE_NAME, "rule file names must match [a-z0-9][a-z0-9_-]* (no extension, no path)"],
+        [raw.hardening?.sysctl?.overrides, "hardening.sysctl.overrides", SYSCTL_KEY, "sysctl keys look like net.ipv4.ip_forward",
+            SYSCTL_VALUE, "sysctl values are integers or short plain words (letters, digits, . _ : , -) separated by single spaces, or null to drop the key"],
+        [raw.hardening?.sshd?.overrides, "hardening.sshd.overrides", SSHD_KEY, "sshd directive names are a letter then letters or digits, e.g. MaxAuthTries or X11Forwarding",
+            SSHD_VALUE, "sshd values are one line of words of letters, digits and @ . _ , : * / + - separated by single spaces (no quotes, $, #), or null to drop the directive"],
     ];
     for (const [record, where, keyPattern, keyMessage, valuePattern, valueMessage] of keyChecks)
         for (const [k, v] of Object.entries(record ?? {})) {
@@ -475,6 +481,12 @@ export function resolveHostSettings(input: HostSettings = {}, keyPrefix = ""): R
             else if (valuePattern && typeof v === "string" && !valuePattern.test(v))
                 problems.push({ key: `${where}.${k}`, message: valueMessage! });
         }
+    // Overrides that would change how the rest of sshd's config parses, or fight a typed setting.
+    for (const k of Object.keys(s.hardening?.sshd?.overrides ?? {}))
+        if (/^(match|include)$/i.test(k))
+            problems.push({ key: `hardening.sshd.overrides.${k}`, message: "Match and Include cannot be overrides: every directive after them (ours and the main sshd_config's) would fall under them; put them in your own sshd_config" });
+    if (Object.keys(s.hardening?.sysctl?.overrides ?? {}).includes("kernel.perf_event_paranoid"))
+        problems.push({ key: "hardening.sysctl.overrides.kernel.perf_event_paranoid", message: "is managed by perfEventParanoid (auto, lower-to-2 or grant-sys-admin); set that instead" });
 
     const custom = s.rules?.custom ?? {};
     for (const [name, text] of Object.entries(custom)) {

@@ -1,0 +1,233 @@
+/**
+ * The bundle: everything one host receives, rendered from its settings. Pure and deterministic: the same
+ * settings (and secrets) give byte-identical files, scripts and hashes.
+ *
+ * Files carry a group that tells the converge script what a change means (validate with `falco --dry-run` and
+ * restart, daemon-reload, `sysctl -p`, `sshd -t` and reload, nothing). The install script is the static
+ * `scripts/converge.sh` with the bundle appended as data (see installScript.ts); the same script uninstalls.
+ *
+ * Two hashes: `hash` covers everything that is not secret (secret-bearing files are hashed as rendered without
+ * their secrets) and may be shown anywhere: stack outputs, triggers, the converge script's report.
+ * `secretsHash` covers only the secret-bearing contents, for a trigger kept as a secret.
+ */
+import { createHash } from "crypto";
+import { renderRuleFiles } from "../rules";
+import { renderFalcoConfig, renderSecretsConfig } from "./falcoConfig";
+import { renderSshdConfig, renderSysctlConf } from "./hardening";
+import { assembleScript, CONVERGE_SCRIPT } from "./installScript";
+import { renderLogrotate } from "./logrotate";
+import {
+    FALCO_CONFIG_DIR,
+    FALCO_MAIN_CONFIG,
+    FALCO_RULES_D,
+    FALCO_SECRETS_CONFIG,
+    LOGROTATE_PATH,
+    PACKAGE_UNITS,
+    SSHD_DROPIN_PATH,
+    SYSCTL_PATH,
+    UNIT_DROPIN_DIR,
+    UNIT_NAME,
+    UNIT_PATH,
+} from "./paths";
+import { HostSecrets, HostSettingsError, httpOutputNeedsUrl, ResolvedHostSettings } from "./settings";
+import { deterministicTarGz, TarEntry } from "./tar";
+import { PERF_EVENT_PARANOID_DROPIN_PATH, renderPerfEventParanoidDropIn, renderUnit } from "./unit";
+
+/** What a change to a file means on the host. */
+export const FileGroup = {
+    /** Falco's config, config.d drop-ins and rules.d: validated with `falco --dry-run`; a change restarts Falco. */
+    Falco: "falco",
+    /** Our unit: daemon-reload and restart. */
+    Unit: "unit",
+    /** The modern_ebpf unit, when the driver is `auto`: installed at UNIT_PATH if the kernel supports it. */
+    UnitModernEbpf: "unit-modern_ebpf",
+    /** The kmod unit, when the driver is `auto`: installed at UNIT_PATH otherwise. */
+    UnitKmod: "unit-kmod",
+    /** `CAP_SYS_ADMIN` for modern_ebpf: installed only when perf_event_paranoid requires it (decided on the host). */
+    UnitDropinPerf: "unit-dropin-perf",
+    /** sysctl baseline: applied with `sysctl -p`. */
+    Sysctl: "sysctl",
+    /** sshd drop-in: checked with `sshd -t` before it is moved in; sshd is reloaded, never restarted. */
+    Sshd: "sshd",
+    /** logrotate config: nothing to apply. */
+    Logrotate: "logrotate",
+} as const;
+export type FileGroup = (typeof FileGroup)[keyof typeof FileGroup];
+
+export type FileMode = "0600" | "0640" | "0644";
+
+export interface BundleFile {
+    /** Absolute path on the host. Unique, except the two unit variants of `driver: auto` (both at UNIT_PATH). */
+    path: string;
+    /** Mode on the host; the owner is always root:root. */
+    mode: FileMode;
+    group: FileGroup;
+    content: string;
+    /** May carry a secret (the HTTP output drop-in): excluded from `hash`, covered by `secretsHash`. */
+    secret: boolean;
+}
+
+export interface Bundle {
+    /** Sorted by path, then group. */
+    files: BundleFile[];
+    /** The script's parameters (what it needs besides the files), each a value settings.ts allowlisted. */
+    params: Record<string, string>;
+    /** sha256 (hex) of everything non-secret: files (secret-bearing ones as rendered without secrets), params, script. */
+    hash: string;
+    /** sha256 (hex) of the secret-bearing files as rendered with `secrets`; undefined without secrets. */
+    secretsHash?: string;
+    /**
+     * The self-contained host script, run as root: `bash -s [-- converge|uninstall] < script`. Holds the secrets
+     * when rendered with them: treat it as a secret.
+     */
+    installScript: string;
+    /** The same script with the bundle rendered without secrets, uninstalling when run. Not secret. */
+    uninstallScript: string;
+    /** Our systemd unit's name. */
+    unitName: string;
+}
+
+/** The payload layout version; the script refuses any other. */
+export const BUNDLE_FORMAT = "1";
+
+const MODE_FALCO: FileMode = "0640";
+const MODE_SECRET: FileMode = "0600";
+const MODE_PUBLIC: FileMode = "0644";
+
+/** Anything a param may contain: letters, digits and `. _ : / @ % ~ + -`, lines separated by `\n`. */
+const PARAM_VALUE = /^[A-Za-z0-9._:\/@%~+-]*(\n[A-Za-z0-9._:\/@%~+-]+)*$/;
+
+function sha256(text: string | Buffer): string {
+    return createHash("sha256").update(text).digest("hex");
+}
+
+/** What the script needs besides the files. Every value was allowlisted by settings.ts; checked again here. */
+export function bundleParams(s: ResolvedHostSettings): Record<string, string> {
+    const params: Record<string, string> = {
+        format: BUNDLE_FORMAT,
+        falco_version: s.falcoVersion,
+        driver: s.driver,
+        perf_event_paranoid: s.perfEventParanoid,
+        install_source: s.install.source,
+        repo_url: s.install.repoUrl,
+        key_url: s.install.keyUrl,
+        key_fingerprint: s.install.keyFingerprint,
+        package_file: s.install.packageFile ?? "",
+        package_sha256: s.install.packageSha256 ?? "",
+        binary_path: s.install.binaryPath,
+        purge_on_uninstall: String(s.install.purgeOnUninstall),
+        webserver_enabled: String(s.webserver.enabled),
+        webserver_port: String(s.webserver.port),
+        unit_name: UNIT_NAME,
+        unit_path: UNIT_PATH,
+        unit_dropin_dir: UNIT_DROPIN_DIR,
+        falco_config_dir: FALCO_CONFIG_DIR,
+        falco_main_config: FALCO_MAIN_CONFIG,
+        package_units: PACKAGE_UNITS.join("\n"),
+    };
+    for (const [name, value] of Object.entries(params))
+        if (!PARAM_VALUE.test(value)) throw new Error(`bundle parameter ${name} has characters outside its allowlist`);
+    return params;
+}
+
+/** The files, with secret-bearing ones rendered both ways: with `secrets` (content) and without (for the hash). */
+function renderFiles(s: ResolvedHostSettings, secrets: HostSecrets | undefined): (BundleFile & { hashContent: string })[] {
+    const files: (BundleFile & { hashContent: string })[] = [];
+    const add = (path: string, mode: FileMode, group: FileGroup, content: string | undefined) => {
+        if (content !== undefined) files.push({ path, mode, group, content, secret: false, hashContent: content });
+    };
+
+    const rules = renderRuleFiles(s);
+    for (const rule of rules)
+        if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(rule.fileName))
+            throw new Error(`rule file name ${JSON.stringify(rule.fileName)} is not a plain file name`);
+    add(FALCO_MAIN_CONFIG, MODE_FALCO, FileGroup.Falco, renderFalcoConfig(s, rules.map((r) => r.fileName)));
+    for (const rule of rules) add(`${FALCO_RULES_D}/${rule.fileName}`, MODE_FALCO, FileGroup.Falco, rule.content);
+
+    const withSecrets = renderSecretsConfig(s, secrets);
+    if (withSecrets !== undefined)
+        files.push({
+            path: FALCO_SECRETS_CONFIG,
+            mode: MODE_SECRET,
+            group: FileGroup.Falco,
+            content: withSecrets,
+            secret: true,
+            // Without secrets: the plain URL or a placeholder, never a secret value, so `hash` cannot reveal one.
+            hashContent: renderSecretsConfig(s, undefined) ?? "",
+        });
+
+    if (s.driver === "auto") {
+        add(UNIT_PATH, MODE_PUBLIC, FileGroup.UnitModernEbpf, renderUnit(s, "modern_ebpf"));
+        add(UNIT_PATH, MODE_PUBLIC, FileGroup.UnitKmod, renderUnit(s, "kmod"));
+    } else {
+        add(UNIT_PATH, MODE_PUBLIC, FileGroup.Unit, renderUnit(s, s.driver));
+    }
+    // Whether CAP_SYS_ADMIN is needed depends on the host's perf_event_paranoid: the script decides.
+    if (s.driver !== "kmod" && s.perfEventParanoid !== "lower-to-2")
+        add(PERF_EVENT_PARANOID_DROPIN_PATH, MODE_PUBLIC, FileGroup.UnitDropinPerf, renderPerfEventParanoidDropIn());
+
+    add(SYSCTL_PATH, MODE_PUBLIC, FileGroup.Sysctl, renderSysctlConf(s));
+    // sshd reads its config as root; nobody else needs to read which ciphers are allowed.
+    add(SSHD_DROPIN_PATH, MODE_SECRET, FileGroup.Sshd, renderSshdConfig(s));
+    add(LOGROTATE_PATH, MODE_PUBLIC, FileGroup.Logrotate, renderLogrotate(s));
+
+    files.sort((a, b) => (a.path !== b.path ? (a.path < b.path ? -1 : 1) : a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+    for (let i = 1; i < files.length; i++)
+        if (files[i].path === files[i - 1].path && !files[i].group.startsWith("unit-"))
+            throw new Error(`two bundle files at ${files[i].path}`);
+    return files;
+}
+
+/** The gzip'd tar the script unpacks: params, manifest.tsv and the file contents. */
+function payload(files: { path: string; mode: FileMode; group: FileGroup; content: string }[], params: Record<string, string>): Buffer {
+    const entries: TarEntry[] = [];
+    const manifest: string[] = [];
+    files.forEach((f, i) => {
+        const name = `files/${String(i).padStart(3, "0")}`;
+        entries.push({ name, content: f.content });
+        manifest.push(`${f.group}\t${f.mode}\t${f.path}\t${name}\n`);
+    });
+    entries.push({ name: "manifest.tsv", content: manifest.join("") });
+    for (const [name, value] of Object.entries(params)) entries.push({ name: `params/${name}`, content: value });
+    return deterministicTarGz(entries);
+}
+
+/**
+ * Render everything `s` puts on a host. `secrets` undefined renders placeholders where a secret is needed
+ * (`npm run render`): such a bundle is for review, and converge refuses to install it.
+ */
+export function renderBundle(s: ResolvedHostSettings, secrets?: HostSecrets): Bundle {
+    if (secrets !== undefined) {
+        const missing = httpOutputNeedsUrl(s, secrets.httpOutputUrl !== undefined);
+        if (missing) throw new HostSettingsError([{ key: "outputs.http.url", message: missing }]);
+    }
+    const rendered = renderFiles(s, secrets);
+    const params = bundleParams(s);
+
+    const hash = sha256(
+        JSON.stringify({
+            format: BUNDLE_FORMAT,
+            script: CONVERGE_SCRIPT,
+            params: Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1)),
+            files: rendered.map((f) => [f.path, f.mode, f.group, f.secret, f.hashContent]),
+        }),
+    );
+    const secretFiles = rendered.filter((f) => f.secret);
+    const secretsHash =
+        secrets !== undefined && secretFiles.length
+            ? sha256(JSON.stringify(secretFiles.map((f) => [f.path, f.content])))
+            : undefined;
+
+    const scriptParams = { ...params, bundle_hash: hash };
+    const files: BundleFile[] = rendered.map(({ hashContent: _, ...f }) => f);
+    const withoutSecrets = rendered.map((f) => ({ ...f, content: f.hashContent }));
+    return {
+        files,
+        params,
+        hash,
+        secretsHash,
+        installScript: assembleScript(payload(files, scriptParams), "converge"),
+        uninstallScript: assembleScript(payload(withoutSecrets, scriptParams), "uninstall"),
+        unitName: UNIT_NAME,
+    };
+}

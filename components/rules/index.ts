@@ -1,0 +1,79 @@
+/**
+ * Rule files for `/etc/falco/rules.d`: our built-in sets, then the user's own files, named `NN-name.yaml` so
+ * Falco loads them in a fixed order (falco.yaml lists them one by one in that order).
+ */
+import * as YAML from "yaml";
+import { BuiltinRuleSet, ResolvedHostSettings } from "../host/settings";
+import { appConfigExampleRuleItems } from "./appConfigExample";
+import { baseRuleItems } from "./base";
+import { selfProtectionRuleItems } from "./selfProtection";
+import { FalcoRuleItem, RuleFile } from "./types";
+
+export * from "./types";
+export { BASE_MACROS, CONVERGE_MARKER_ENV, CONVERGE_MARKER_VALUE, baseRuleItems } from "./base";
+export {
+    FALCO_UNIT_STEM,
+    SELF_PROTECTION_LISTS,
+    SELF_PROTECTION_MACROS,
+    SELF_PROTECTION_RULES,
+    falcoProcessName,
+    protectedPaths,
+    selfProtectionRuleItems,
+} from "./selfProtection";
+export { APP_CONFIG_DIR, APP_CONFIG_RULE, appConfigExampleRuleItems } from "./appConfigExample";
+
+export const BASE_RULE_FILE = "00-falco-nodes-base.yaml";
+export const BUILTIN_RULE_FILES: Record<BuiltinRuleSet, string> = {
+    [BuiltinRuleSet.SelfProtection]: "10-falco-nodes-self-protection.yaml",
+    [BuiltinRuleSet.AppConfigExample]: "20-falco-nodes-app-config-example.yaml",
+};
+/** Users' files come after ours, so they can append to or override our lists, macros and rules. */
+export const CUSTOM_RULE_FILE_PREFIX = "50-";
+
+const BUILTIN_ORDER: BuiltinRuleSet[] = [BuiltinRuleSet.SelfProtection, BuiltinRuleSet.AppConfigExample];
+
+function header(what: string): string {
+    return `# Managed by falco-nodes (${what}): converge overwrites this file; change the stack's settings instead.\n`;
+}
+
+/** Rule items as a rules file, short lists in flow style, multi-line conditions as literal blocks. */
+export function renderRuleItems(items: FalcoRuleItem[], what: string): string {
+    const doc = new YAML.Document(items, { aliasDuplicateObjects: false });
+    YAML.visit(doc, {
+        Seq(_, node) {
+            if (node.items.every((i) => YAML.isScalar(i) || (YAML.isSeq(i) && i.flow))) node.flow = true;
+        },
+    });
+    return header(what) + doc.toString({ lineWidth: 0, minContentWidth: 0, blockQuote: "literal" });
+}
+
+function itemsFor(set: BuiltinRuleSet, s: ResolvedHostSettings): FalcoRuleItem[] {
+    switch (set) {
+        case BuiltinRuleSet.SelfProtection:
+            return selfProtectionRuleItems(s);
+        case BuiltinRuleSet.AppConfigExample:
+            return appConfigExampleRuleItems();
+    }
+}
+
+/**
+ * Every file for `/etc/falco/rules.d`, in load order: shared macros (when any built-in set is on), the
+ * built-in sets, then `rules.custom` as `50-<name>.yaml` with the user's text verbatim after a header comment.
+ */
+export function renderRuleFiles(s: ResolvedHostSettings): RuleFile[] {
+    const files: RuleFile[] = [];
+    const builtin = BUILTIN_ORDER.filter((set) => s.rules.builtin.includes(set));
+    if (builtin.length) files.push({ fileName: BASE_RULE_FILE, content: renderRuleItems(baseRuleItems(), "shared macros") });
+    for (const set of builtin)
+        files.push({ fileName: BUILTIN_RULE_FILES[set], content: renderRuleItems(itemsFor(set, s), `rule set ${set}`) });
+    for (const name of Object.keys(s.rules.custom).sort()) {
+        if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name))
+            throw new Error(`rules.custom.${JSON.stringify(name)}: rule file names must match [a-z0-9][a-z0-9_-]*`);
+        const text = s.rules.custom[name].replace(/^\uFEFF/, "");
+        files.push({
+            fileName: `${CUSTOM_RULE_FILE_PREFIX}${name}.yaml`,
+            content: header(`rules.custom.${name}`) + text + (text.endsWith("\n") ? "" : "\n"),
+        });
+    }
+    return files;
+}

@@ -1,0 +1,54 @@
+/**
+ * The falco-nodes program: one stack per environment (`stacks/Pulumi.<env>.yaml`). It reads the stack's
+ * config, validates all of it (every problem at once, naming the key and the fix, before any resource is
+ * declared), and composes the components: AWS nodes, existing servers, and optionally the in-cluster layer.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { AwsFalcoNode, FalcoCluster, FalcoHost, SshProxyArgs } from "./components";
+import { clusterSecrets, NodeConfig, parseStackConfig, programConfigSource, projectFileReader, readStackSecrets, StackConfigError } from "./components/config";
+
+function loadStackConfig() {
+    try {
+        return parseStackConfig(programConfigSource(), { readFile: projectFileReader(__dirname) });
+    } catch (e) {
+        // A RunError prints just the message: the list of keys to fix, not a stack trace.
+        throw e instanceof StackConfigError ? new pulumi.RunError(e.message) : e;
+    }
+}
+const cfg = loadStackConfig();
+const secrets = readStackSecrets(cfg);
+
+const bastion: SshProxyArgs | undefined = cfg.ssh.bastion && {
+    ...cfg.ssh.bastion,
+    privateKey: secrets.bastionPrivateKey ?? secrets.sshPrivateKey,
+};
+
+/** One node: an EC2 instance or an existing server, converged into a Falco node; what the stack reports about it. */
+function declareNode(n: NodeConfig) {
+    const host = {
+        settings: n.falco,
+        secrets: n.usesHttpOutputUrl ? { httpOutputUrl: secrets.httpOutputUrl } : undefined,
+    };
+    const proxy = n.viaBastion ? bastion : undefined;
+    if (n.kind === "aws") {
+        const node = new AwsFalcoNode(n.name, { ...n.aws, ...host, bastion: proxy });
+        const address = n.aws.publicIp ? node.publicIp : node.privateIp;
+        return { address, falcoVersion: node.falcoVersion, driver: node.driver, bundleHash: node.bundleHash };
+    }
+    const node = new FalcoHost(n.name, { ...host, connection: { ...n.ssh, privateKey: secrets.sshPrivateKey, proxy } });
+    return { address: pulumi.output(n.ssh.host), falcoVersion: node.falcoVersion, driver: node.driver, bundleHash: node.bundleHash };
+}
+
+function declareCluster() {
+    if (!cfg.cluster) return undefined;
+    // Only the stack's own kubeconfig, never the ambient ~/.kube/config: a deploy cannot land on the wrong cluster.
+    const provider = new k8s.Provider("cluster", { kubeconfig: secrets.kubeconfig! });
+    const cluster = new FalcoCluster("falco", { ...cfg.cluster, provider, secrets: clusterSecrets(secrets) });
+    return { namespace: cluster.namespace, sidekickAddress: cluster.sidekickAddress, webUiAddress: cluster.webUiAddress };
+}
+
+/** Per node: its address, Falco version, driver and bundle hash. */
+export const nodes = Object.fromEntries(cfg.nodes.map((n) => [n.name, declareNode(n)]));
+/** The in-cluster layer's addresses, when the stack has one. */
+export const cluster = declareCluster();

@@ -1,0 +1,167 @@
+/**
+ * `npm run render -- --stack <name> [--out <dir>] [--stacks-dir <dir>]`: write, per node of a stack, exactly
+ * what converge would put on the host, for review without Pulumi, a cloud or a host:
+ *
+ *   <out>/<node>/files/<absolute path>   every file of the bundle, with its mode (the two unit variants of
+ *                                        `driver: auto` as <unit>.modern_ebpf and <unit>.kmod)
+ *   <out>/<node>/install.sh              the self-contained converge script (0700): `sudo bash install.sh`
+ *   <out>/<node>/uninstall.sh            the uninstall script (0700)
+ *   <out>/<node>/bundle.json             hash, params and the file list with modes and groups
+ *
+ * Secrets in the stack file (`secure:` values) are never decrypted: bundles that need one carry a placeholder,
+ * and their install.sh refuses to run (converge those with `pulumi up`). Bad settings: exit 1 with every
+ * problem and its key, and nothing is written. Default `--out`: `out/<stack>`.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { Bundle, renderBundle } from "../components/host/bundle";
+import { SECRET_PLACEHOLDER_PREFIX } from "../components/host/paths";
+import { HostSettings, HostSettingsError, ResolvedHostSettings, resolveHostSettings } from "../components/host/settings";
+import { DEFAULT_OS } from "../components/aws/ami";
+import { nodeHostSettings } from "../components/aws/node";
+import { findProjectDir, parseStackConfig, projectFileReader, readStackFile, StackConfigError, stackFileSource } from "../components/config";
+
+export interface StackHost {
+    /** Node name (`falco-nodes:nodes[].name`). */
+    name: string;
+    /** The fleet's `falco-nodes:falco` with the node's `falco` overrides merged in. */
+    settings: HostSettings;
+    /** The same, every default filled in. */
+    resolved: ResolvedHostSettings;
+}
+
+export interface RenderedNode {
+    name: string;
+    bundle: Bundle;
+}
+
+export interface Io {
+    out(line: string): void;
+    err(line: string): void;
+}
+
+const REPO_ROOT = findProjectDir(path.resolve(__dirname, ".."));
+const STACK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const USAGE = "usage: npm run render -- --stack <name> [--out <dir>] [--stacks-dir <dir>]";
+
+/**
+ * Every node's host settings from a stack file, validated as the program validates them, but without requiring
+ * secrets (a render never needs their values). AWS nodes get their OS's package source as `AwsFalcoNode` gives
+ * it. Throws `StackConfigError` naming each bad key.
+ */
+export function loadStackHostSettings(file: string, projectDir = REPO_ROOT): StackHost[] {
+    const stack = readStackFile(file, projectDir);
+    const config = parseStackConfig(stackFileSource(stack), {
+        readFile: projectFileReader(stack.projectDir),
+        secretsMayBeExternal: true,
+    });
+    return config.nodes.map((n, i) => {
+        const settings = n.kind === "aws" ? nodeHostSettings(n.aws.os ?? DEFAULT_OS, n.falco) : n.falco;
+        return { name: n.name, settings, resolved: resolveHostSettings(settings, `falco-nodes:nodes[${i}].falco.`) };
+    });
+}
+
+/** Render every node's bundle without secrets. Pure apart from reading the stack file. */
+export function renderStack(file: string, projectDir = REPO_ROOT): RenderedNode[] {
+    return loadStackHostSettings(file, projectDir).map((h) => ({ name: h.name, bundle: renderBundle(h.resolved) }));
+}
+
+/** Where a bundle file lands under `<node>/files`: unit variants of `driver: auto` get their driver as suffix. */
+export function renderedFilePath(file: Bundle["files"][number]): string {
+    const variant = /^unit-(modern_ebpf|kmod)$/.exec(file.group)?.[1];
+    return path.join("files", file.path + (variant ? `.${variant}` : ""));
+}
+
+function bundleSummary(name: string, b: Bundle) {
+    return {
+        node: name,
+        hash: b.hash,
+        unitName: b.unitName,
+        // A placeholder means: this install.sh refuses to run; converge with `pulumi up`, which has the secrets.
+        needsSecrets: b.files.some((f) => f.content.includes(SECRET_PLACEHOLDER_PREFIX)),
+        params: b.params,
+        files: b.files.map((f) => ({ path: f.path, mode: f.mode, group: f.group, secret: f.secret, rendered: renderedFilePath(f) })),
+    };
+}
+
+/** Write the rendered nodes below `outDir`, replacing earlier renders of the same nodes. */
+export function writeRendered(outDir: string, nodes: RenderedNode[]): void {
+    for (const { name, bundle } of nodes) {
+        const dir = path.join(outDir, name);
+        if (fs.existsSync(dir)) {
+            // Only ever delete what an earlier render wrote.
+            if (!fs.existsSync(path.join(dir, "bundle.json")))
+                throw new Error(`${dir} exists and is not an earlier render (no bundle.json): remove it or choose another --out`);
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+        for (const f of bundle.files) {
+            const target = path.join(dir, renderedFilePath(f));
+            fs.mkdirSync(path.dirname(target), { recursive: true });
+            fs.writeFileSync(target, f.content, { mode: parseInt(f.mode, 8) });
+        }
+        fs.writeFileSync(path.join(dir, "install.sh"), bundle.installScript, { mode: 0o700 });
+        fs.writeFileSync(path.join(dir, "uninstall.sh"), bundle.uninstallScript, { mode: 0o700 });
+        fs.writeFileSync(path.join(dir, "bundle.json"), JSON.stringify(bundleSummary(name, bundle), null, 2) + "\n", { mode: 0o644 });
+    }
+}
+
+function parseArgs(argv: string[]): { stack: string; out?: string; stacksDir?: string } {
+    const opts: Record<string, string> = {};
+    for (let i = 0; i < argv.length; i++) {
+        const m = /^--(stack|out|stacks-dir)(?:=(.*))?$/.exec(argv[i]);
+        if (!m) throw new UsageError(`unknown argument ${argv[i]}`);
+        const value = m[2] ?? argv[++i];
+        if (value === undefined || value === "") throw new UsageError(`--${m[1]} needs a value`);
+        opts[m[1]] = value;
+    }
+    if (!opts.stack) throw new UsageError("--stack is required");
+    if (!STACK_NAME.test(opts.stack)) throw new UsageError(`--stack ${JSON.stringify(opts.stack)} is not a stack name`);
+    return { stack: opts.stack, out: opts.out, stacksDir: opts["stacks-dir"] };
+}
+
+class UsageError extends Error {}
+
+const consoleIo: Io = { out: (l) => process.stdout.write(l + "\n"), err: (l) => process.stderr.write(l + "\n") };
+
+/** The CLI. Returns the exit code: 0 rendered, 1 bad stack or settings (nothing written), 2 bad usage. */
+export function main(argv: string[], io: Io = consoleIo): number {
+    let args: ReturnType<typeof parseArgs>;
+    try {
+        args = parseArgs(argv);
+    } catch (e) {
+        io.err(`${(e as Error).message}\n${USAGE}`);
+        return 2;
+    }
+    const file = path.resolve(args.stacksDir ?? path.join(REPO_ROOT, "stacks"), `Pulumi.${args.stack}.yaml`);
+    const outDir = path.resolve(args.out ?? path.join("out", args.stack));
+    if (!fs.existsSync(file)) {
+        io.err(`no stack file ${file}`);
+        return 1;
+    }
+    let nodes: RenderedNode[];
+    try {
+        nodes = renderStack(file);
+    } catch (e) {
+        if (e instanceof StackConfigError || e instanceof HostSettingsError) {
+            io.err(`${path.relative(process.cwd(), file) || file}: ${e.message}`);
+            io.err("nothing was written");
+            return 1;
+        }
+        throw e;
+    }
+    if (!nodes.length) io.err(`${file}: the stack has no nodes (falco-nodes:nodes): nothing to render`);
+    try {
+        writeRendered(outDir, nodes);
+    } catch (e) {
+        io.err((e as Error).message);
+        return 1;
+    }
+    for (const { name, bundle } of nodes) {
+        const summary = bundleSummary(name, bundle);
+        io.out(`${path.join(outDir, name)}: ${bundle.files.length} files, bundle ${bundle.hash.slice(0, 12)}` +
+            (summary.needsSecrets ? " (needs secrets: install.sh refuses to run; converge with pulumi up)" : ""));
+    }
+    return 0;
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));

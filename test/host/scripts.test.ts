@@ -1,0 +1,399 @@
+import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
+import * as fc from "fast-check";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { renderBundle } from "../../components/host/bundle";
+import { assembleScript, CONVERGE_SCRIPT, CONVERGE_SCRIPT_PATH, splitScript } from "../../components/host/installScript";
+import {
+    FALCO_MAIN_CONFIG,
+    FALCO_RULES_D,
+    LOGROTATE_PATH,
+    SECRET_PLACEHOLDER_PREFIX,
+    SSHD_DROPIN_PATH,
+    STATE_DIR,
+    SYSCTL_PATH,
+    UNIT_DROPIN_DIR,
+    UNIT_NAME,
+    UNIT_PATH,
+} from "../../components/host/paths";
+import { HostSettings, HostSettingsError, resolveHostSettings } from "../../components/host/settings";
+import { PERF_EVENT_PARANOID_DROPIN_PATH } from "../../components/host/unit";
+import { HostSandbox, sandboxAvailable } from "../support/hostSandbox";
+
+const EVERYTHING_ON: HostSettings = {
+    driver: "auto",
+    perfEventParanoid: "grant-sys-admin",
+    install: { purgeOnUninstall: true },
+    outputs: {
+        minimumPriority: "warning",
+        stdout: true,
+        file: { enabled: true, rotateSizeMiB: 50, rotateKeep: 3 },
+        http: { enabled: true },
+        program: { enabled: true, program: "logger -t falco-alert", keepAlive: true },
+    },
+    heartbeat: { enabled: true, interval: "1m" },
+    webserver: { enabled: true, port: 8766 },
+    rules: {
+        defaultRules: true,
+        builtin: ["self-protection", "app-config-example"],
+        custom: { mine: "- list: my_list\n  items: [a, b]\n" },
+    },
+    hardening: {
+        sysctl: { enabled: true, overrides: { "net.ipv4.ip_forward": 1 } },
+        sshd: { enabled: true, permitRootLogin: true, overrides: { MaxAuthTries: "4" } },
+    },
+};
+const PACKAGE_FILE: HostSettings = {
+    install: { source: "package-file", packageFile: "/var/tmp/falco-0.44.1-x86_64.deb", packageSha256: "a".repeat(64), purgeOnUninstall: true },
+};
+
+function shellcheck(...files: string[]): { status: number | null; output: string } {
+    const r = spawnSync("shellcheck", ["-x", "--severity=style", "--shell=bash", ...files], { encoding: "utf8" });
+    return { status: r.status, output: r.stdout + r.stderr };
+}
+
+function withTempScripts<T>(texts: string[], fn: (files: string[]) => T): T {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "falco-nodes-script-"));
+    try {
+        const files = texts.map((text, i) => {
+            const file = path.join(dir, `script-${i}.sh`);
+            fs.writeFileSync(file, text);
+            return file;
+        });
+        return fn(files);
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+describe("host scripts: static checks", () => {
+    it("converge.sh is shellcheck-clean (all severities) and parses", () => {
+        const r = shellcheck(CONVERGE_SCRIPT_PATH);
+        assert.equal(r.status, 0, r.output);
+        assert.equal(r.output, "");
+        assert.equal(spawnSync("bash", ["-n", CONVERGE_SCRIPT_PATH]).status, 0);
+    });
+
+    for (const [name, settings, secrets] of [
+        ["default settings", {}, undefined],
+        ["everything on, rendered without secrets", EVERYTHING_ON, undefined],
+        ["everything on, with secrets", EVERYTHING_ON, { httpOutputUrl: "https://hooks.example.com/x?token=abc'$(id)`" }],
+        ["a staged package file", PACKAGE_FILE, undefined],
+    ] as [string, HostSettings, { httpOutputUrl: string } | undefined][]) {
+        it(`the generated install and uninstall scripts are shellcheck-clean and parse (${name})`, () => {
+            const b = renderBundle(resolveHostSettings(settings), secrets);
+            withTempScripts([b.installScript, b.uninstallScript], (files) => {
+                const r = shellcheck(...files);
+                assert.equal(r.status, 0, r.output);
+                assert.equal(r.output, "");
+                for (const file of files) assert.equal(spawnSync("bash", ["-n", file]).status, 0, file);
+            });
+        });
+    }
+
+    it("uses the same state directory and placeholder prefix as paths.ts", () => {
+        const constant = (name: string) => new RegExp(`^readonly ${name}=(.*)$`, "m").exec(CONVERGE_SCRIPT)?.[1];
+        assert.equal(constant("STATE_DIR"), STATE_DIR);
+        assert.equal(constant("SECRET_PLACEHOLDER"), SECRET_PLACEHOLDER_PREFIX);
+    });
+
+    it("keeps the script text outside the payload identical for any settings (fast-check)", () => {
+        const reference = splitScript(assembleScript(Buffer.from("x"), "converge"));
+        // Strings a shell would choke on, everywhere settings take free text.
+        const hostile = fc.oneof(
+            fc.string({ maxLength: 40 }),
+            fc.constantFrom("$(id)", "`id`", "'; rm -rf / #", "\"$HOME\"", "${IFS}", "FALCO_NODES_PAYLOAD", "\\", "a\tb"),
+        );
+        const oneLine = hostile.map((s) => s.replace(/[\r\n\0]/g, " ").trim() || "true");
+        const settings = fc.record(
+            {
+                driver: fc.constantFrom("modern_ebpf", "kmod", "auto" as const),
+                webserver: fc.record({ enabled: fc.boolean(), port: fc.integer({ min: 1, max: 65535 }) }),
+                outputs: fc.record({
+                    program: fc.record({ enabled: fc.constant(true), program: oneLine }),
+                    http: fc.record({ enabled: fc.boolean() }),
+                }),
+                rules: fc.record({
+                    custom: fc.dictionary(
+                        fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,10}$/),
+                        hostile.map((s) => `- list: my_list\n  items: [${JSON.stringify(s)}]\n`),
+                        { maxKeys: 3 },
+                    ),
+                }),
+                extraConfig: fc.record({ log_level: fc.constantFrom("info", "debug") }),
+            },
+            { requiredKeys: [] },
+        );
+        fc.assert(
+            fc.property(settings, fc.option(hostile.map((s) => `https://h.example.com/?t=${s}`), { nil: undefined }), (s, url) => {
+                let resolved;
+                try {
+                    resolved = resolveHostSettings(s as HostSettings);
+                } catch (e) {
+                    if (e instanceof HostSettingsError) return fc.pre(false);
+                    throw e;
+                }
+                let b;
+                try {
+                    b = renderBundle(resolved, url === undefined ? undefined : { httpOutputUrl: url });
+                } catch (e) {
+                    // A secret URL the renderer rejects (whitespace, "$${"): a clean error, no script at all.
+                    if (url !== undefined && /secret httpOutputUrl/.test((e as Error).message)) return fc.pre(false);
+                    throw e;
+                }
+                for (const script of [b.installScript, b.uninstallScript]) {
+                    const parts = splitScript(script);
+                    assert.equal(parts.before, reference.before);
+                    assert.match(parts.after, /^\nFALCO_NODES_PAYLOAD\n\}\n\nmain (uninstall|"\$@")\n$/);
+                    assert.match(script.slice(reference.before.length, script.length - parts.after.length), /^[A-Za-z0-9+/=\n]*$/);
+                }
+            }),
+            { numRuns: 60 },
+        );
+    });
+});
+
+describe("converge.sh: the repository key pin (function run on its own)", () => {
+    // Sourcing the static script only defines functions (main is called by the assembled script's last line).
+    let dir: string;
+    const fprs: string[] = [];
+    const gpg = (args: string[]) => {
+        const r = spawnSync("gpg", ["--batch", ...args], { encoding: "utf8", env: { ...process.env, GNUPGHOME: path.join(dir, "gnupg") } });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout;
+    };
+    const pin = (keyFile: string, fingerprint: string) => {
+        const work = fs.mkdtempSync(path.join(dir, "work-"));
+        const r = spawnSync(
+            "bash",
+            ["-c", 'source "$1"; WORK=$2 P_KEY_URL=$3 P_KEY_FPR=$4; fetch_pinned_key; gpg --show-keys --with-colons "$WORK/falco.gpg"',
+                "test", CONVERGE_SCRIPT_PATH, work, `file://${keyFile}`, fingerprint],
+            { encoding: "utf8" },
+        );
+        const kept = r.stdout.split("\n").filter((l) => l.startsWith("fpr:")).map((l) => l.split(":")[9]);
+        return { status: r.status, stderr: r.stderr, kept };
+    };
+
+    before(function () {
+        if (spawnSync("gpg", ["--version"]).status !== 0) this.skip();
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), "falco-nodes-key-"));
+        fs.mkdirSync(path.join(dir, "gnupg"), { mode: 0o700 });
+        for (const who of ["A", "B"]) gpg(["--passphrase", "", "--quick-gen-key", `Test ${who} <${who}@example.com>`, "ed25519", "sign", "never"]);
+        for (const line of gpg(["--with-colons", "--fingerprint"]).split("\n")) {
+            const f = line.split(":");
+            if (f[0] === "fpr") fprs.push(f[9]);
+        }
+        assert.equal(fprs.length, 2);
+        fs.writeFileSync(path.join(dir, "both.asc"), gpg(["--armor", "--export", ...fprs]));
+        fs.writeFileSync(path.join(dir, "a.asc"), gpg(["--armor", "--export", fprs[0]]));
+    });
+    after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("keeps exactly the pinned key, even from a file holding several", () => {
+        for (const [file, want] of [["a.asc", fprs[0]], ["both.asc", fprs[1]]]) {
+            const r = pin(path.join(dir, file), want);
+            assert.equal(r.status, 0, r.stderr);
+            assert.deepEqual(r.kept, [want]);
+        }
+    });
+
+    it("refuses a key whose fingerprint does not match, naming both", () => {
+        const other = "0123456789ABCDEF0123456789ABCDEF01234567";
+        const r = pin(path.join(dir, "a.asc"), other);
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, new RegExp(`key fingerprint mismatch: expected ${other} got ${fprs[0]}; refusing`));
+        const garbage = path.join(dir, "garbage.asc");
+        fs.writeFileSync(garbage, "<html>not a key</html>\n");
+        assert.match(pin(garbage, fprs[0]).stderr, /is not an OpenPGP key/);
+    });
+});
+
+describe("host scripts: real runs in a sandbox (mount namespace, overlays, fake systemd)", function () {
+    let sb: HostSandbox;
+    const managedBy = (settings: HostSettings = {}) =>
+        renderBundle(resolveHostSettings({ ...settings, install: { source: "preinstalled", binaryPath: sb.falco } }));
+
+    before(function () {
+        if (!sandboxAvailable()) this.skip();
+    });
+    beforeEach(() => {
+        sb = new HostSandbox();
+    });
+    afterEach(() => sb?.cleanup());
+
+    it("refuses to run as a non-root user, changing nothing", () => {
+        const r = sb.run(managedBy().installScript, { mode: "nobody" });
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /run as root or via sudo -n/);
+        assert.equal(r.stdout, "");
+        assert.deepEqual(Object.keys(sb.snapshot()), ["/etc/ssh/sshd_config"]);
+    });
+
+    it("refuses a host where systemd is not PID 1, changing nothing", () => {
+        const r = sb.run(managedBy().installScript, { systemd: false });
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /systemd is not PID 1.*nothing was changed/);
+        assert.equal(sb.stat(STATE_DIR), undefined);
+        assert.deepEqual(Object.keys(sb.snapshot()), ["/etc/ssh/sshd_config"]);
+    });
+
+    it("runs nothing when the script arrives cut short", () => {
+        const script = managedBy().installScript;
+        for (const cut of [Math.floor(script.length * 0.8), script.lastIndexOf("main ")]) {
+            const r = sb.run(script.slice(0, cut));
+            assert.doesNotMatch(r.stderr, /falco-nodes:/);
+            assert.equal(r.stdout, "");
+            assert.equal(sb.stat(STATE_DIR), undefined);
+        }
+    });
+
+    it("rejects an unknown action", () => {
+        const r = sb.run(managedBy().installScript, { args: ["reboot"] });
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /unknown action 'reboot'/);
+    });
+
+    it("refuses a bundle rendered without secrets before changing anything", () => {
+        const r = sb.run(managedBy({ outputs: { http: { enabled: true } } }).installScript);
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /rendered without secrets \(httpOutputUrl\): converge it with Pulumi/);
+        assert.deepEqual(Object.keys(sb.snapshot()), ["/etc/ssh/sshd_config"]);
+        assert.deepEqual(sb.log("systemctl"), []);
+    });
+
+    it("converges a fresh host, then changes and restarts nothing on a second run", () => {
+        sb.touch("package-units", "falco-modern-bpf.service");
+        const b = managedBy();
+        const first = sb.run(b.installScript);
+        assert.equal(first.status, 0, first.stderr);
+        assert.equal(first.stdout.trim().split("\n").length, 1, "stdout is the report alone");
+        assert.deepEqual(first.report, {
+            changed: true, version: "0.44.1", driver: "modern_ebpf", bundleHash: b.hash, unit: UNIT_NAME, restarted: true,
+        });
+        for (const f of b.files.filter((x) => x.group !== "unit-dropin-perf")) {
+            assert.equal(sb.read(f.path), f.content, f.path);
+            assert.equal(sb.mode(f.path), f.mode, f.path);
+        }
+        // perf_event_paranoid here is <= 2 and the setting is auto: no CAP_SYS_ADMIN drop-in.
+        const paranoid = Number(fs.readFileSync("/proc/sys/kernel/perf_event_paranoid", "utf8"));
+        assert.equal(sb.stat(PERF_EVENT_PARANOID_DROPIN_PATH) !== undefined, paranoid > 2);
+        assert.ok(sb.has("enabled", UNIT_NAME) && sb.has("active", UNIT_NAME));
+        assert.ok(sb.has("masked", "falco-modern-bpf.service"));
+        assert.ok(sb.log("falco").some((l) => /--dry-run -o engine\.kind=modern_ebpf$/.test(l)));
+        assert.equal(sb.read(`${STATE_DIR}/bundle-hash`), `${b.hash}\n`);
+        assert.equal(sb.mode(`${STATE_DIR}/manifest`), "0600");
+        assert.ok(sb.read(`${STATE_DIR}/manifest`)!.includes(`falco\t0640\t${FALCO_MAIN_CONFIG}\n`));
+
+        sb.clearLogs();
+        const before = sb.snapshot();
+        const second = sb.run(b.installScript);
+        assert.equal(second.status, 0, second.stderr);
+        assert.deepEqual(second.report, { ...first.report, changed: false, restarted: false });
+        assert.ok(!sb.log("systemctl").some((l) => /^(restart|daemon-reload|enable|mask|reload)\b/.test(l)), sb.log("systemctl").join("\n"));
+        assert.ok(!sb.log("falco").some((l) => l.includes("--dry-run")));
+        assert.deepEqual(sb.snapshot(), before);
+    });
+
+    it("restores drifted files, restarting Falco only for Falco's own files", () => {
+        const b = managedBy();
+        assert.equal(sb.run(b.installScript).status, 0);
+        const rule = b.files.find((f) => f.path.startsWith(`${FALCO_RULES_D}/`))!;
+        sb.write(rule.path, "- macro: tampered\n  condition: always_true\n", 0o666);
+        const r1 = sb.run(b.installScript);
+        assert.equal(r1.status, 0, r1.stderr);
+        assert.equal(sb.read(rule.path), rule.content);
+        assert.equal(sb.mode(rule.path), "0640");
+        assert.deepEqual([r1.report?.changed, r1.report?.restarted], [true, true]);
+
+        sb.remove(LOGROTATE_PATH);
+        const r2 = sb.run(b.installScript);
+        assert.equal(r2.status, 0, r2.stderr);
+        assert.ok(sb.read(LOGROTATE_PATH));
+        assert.deepEqual([r2.report?.changed, r2.report?.restarted], [true, false]);
+    });
+
+    it("removes files that left the bundle and installs the perf drop-in only when needed", () => {
+        const withRule = managedBy({ perfEventParanoid: "grant-sys-admin", rules: { custom: { mine: "- list: l\n  items: [x]\n" } } });
+        assert.equal(sb.run(withRule.installScript).status, 0);
+        assert.ok(sb.read(`${FALCO_RULES_D}/50-mine.yaml`));
+        assert.ok(sb.read(PERF_EVENT_PARANOID_DROPIN_PATH));
+
+        const without = managedBy({ perfEventParanoid: "lower-to-2" });
+        const r = sb.run(without.installScript);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(sb.stat(`${FALCO_RULES_D}/50-mine.yaml`), undefined);
+        assert.equal(sb.stat(PERF_EVENT_PARANOID_DROPIN_PATH), undefined);
+        assert.equal(sb.stat(UNIT_DROPIN_DIR), undefined, "the emptied drop-in directory goes too");
+        assert.match(sb.read(SYSCTL_PATH)!, /^kernel\.perf_event_paranoid = 2$/m);
+        assert.ok(sb.log("sysctl").some((l) => l.includes(SYSCTL_PATH)), "the new sysctl file is applied");
+        assert.ok(!sb.read(`${STATE_DIR}/manifest`)!.includes("50-mine.yaml"));
+        assert.equal(r.report?.restarted, true);
+    });
+
+    it("changes nothing when Falco rejects the new configuration", () => {
+        assert.equal(sb.run(managedBy().installScript).status, 0);
+        sb.clearLogs();
+        const before = sb.snapshot();
+        const bad = managedBy({ rules: { custom: { broken: "- rule: x\n  condition: INVALID_FOR_FALCO\n  output: x\n  priority: ERROR\n  desc: x\n" } } });
+        const r = sb.run(bad.installScript);
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /LOAD_ERR_COMPILE_CONDITION/, "Falco's own output is shown");
+        assert.match(r.stderr, /Falco rejected the new configuration.*nothing was changed/);
+        assert.equal(r.stdout, "");
+        assert.deepEqual(sb.snapshot(), before);
+        assert.ok(!sb.log("systemctl").some((l) => l.startsWith("restart")));
+    });
+
+    it("puts the last good files back when Falco does not come up", () => {
+        const good = managedBy();
+        assert.equal(sb.run(good.installScript).status, 0);
+        const falcoYaml = sb.read(FALCO_MAIN_CONFIG);
+        sb.clearLogs();
+        const crashing = managedBy({ rules: { custom: { crash: "- list: FAIL_AT_START\n  items: [x]\n" } } });
+        const r = sb.run(crashing.installScript);
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /fake journal/, "the journal's last lines are shown");
+        assert.match(r.stderr, /previous files were restored/);
+        assert.equal(sb.stat(`${FALCO_RULES_D}/50-crash.yaml`), undefined);
+        assert.equal(sb.read(FALCO_MAIN_CONFIG), falcoYaml);
+        assert.equal(sb.read(`${STATE_DIR}/bundle-hash`), `${good.hash}\n`);
+        assert.equal(sb.log("systemctl").filter((l) => l.startsWith("restart")).length, 2, "the new files, then the restored ones");
+        assert.ok(sb.has("active", UNIT_NAME));
+    });
+
+    it("never installs an sshd drop-in that sshd -t rejects, and never reloads sshd then", () => {
+        assert.equal(sb.run(managedBy().installScript).status, 0);
+        const sshd = sb.read(SSHD_DROPIN_PATH);
+        sb.clearLogs();
+        const before = sb.snapshot();
+        const r = sb.run(managedBy({ hardening: { sshd: { overrides: { Banner: "BadDirective" } } } }).installScript);
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /Bad configuration option/);
+        assert.match(r.stderr, /sshd -t rejected/);
+        assert.equal(sb.read(SSHD_DROPIN_PATH), sshd);
+        assert.deepEqual(sb.snapshot(), before);
+        assert.ok(!sb.log("systemctl").some((l) => l.startsWith("reload")));
+    });
+
+    it("uninstalls everything it installed, unmasks what it masked, and can run again", () => {
+        sb.touch("package-units", "falco-modern-bpf.service");
+        const b = managedBy({ perfEventParanoid: "grant-sys-admin" });
+        assert.equal(sb.run(b.installScript, { mode: "file" }).status, 0);
+        assert.ok(sb.read(PERF_EVENT_PARANOID_DROPIN_PATH));
+        // The component runs the converge script's own stdin with `-- uninstall` on delete.
+        const r = sb.run(b.installScript, { args: ["uninstall"] });
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual(r.report, { uninstalled: true, unit: UNIT_NAME, purged: false });
+        for (const p of [FALCO_MAIN_CONFIG, UNIT_PATH, PERF_EVENT_PARANOID_DROPIN_PATH, SYSCTL_PATH, SSHD_DROPIN_PATH, LOGROTATE_PATH, STATE_DIR])
+            assert.equal(sb.stat(p), undefined, p);
+        assert.ok(!sb.has("enabled", UNIT_NAME) && !sb.has("active", UNIT_NAME));
+        assert.ok(!sb.has("masked", "falco-modern-bpf.service"));
+        assert.ok(sb.log("systemctl").includes("reload -- ssh.service"), "sshd reloaded without our drop-in");
+
+        const again = sb.run(b.uninstallScript);
+        assert.equal(again.status, 0, again.stderr);
+        assert.equal(again.report?.uninstalled, true);
+    });
+});

@@ -1,0 +1,261 @@
+/**
+ * Runs the real generated host script, as root, without touching this machine: each run happens in a private
+ * mount namespace where /etc and /var/lib are overlays whose writes land in the sandbox's own directories,
+ * /run is a fresh tmpfs (with /run/systemd/system, so the script sees a systemd host, unless asked not to),
+ * and /usr/local/sbin (first on the script's fixed PATH) holds fakes of systemctl, journalctl, sysctl, sshd and
+ * curl that keep their state in the sandbox. Falco itself is a fake binary installed as `preinstalled`.
+ *
+ * Nothing in the script knows about this: no test hooks, the production code paths run. What cannot be
+ * exercised here (real systemd, packages, a real Falco) is the VM suite's job.
+ *
+ * Fake behaviour the tests rely on:
+ * - falco `--dry-run` fails when any file under /etc/falco contains INVALID_FOR_FALCO;
+ * - `systemctl restart` fails when any file under /etc/falco contains FAIL_AT_START;
+ * - `sshd -t` fails when any file under /etc/ssh/sshd_config.d contains BadDirective.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+export const FAKE_FALCO_VERSION = "0.44.1";
+
+/** Whether this machine can run the sandbox (root, unshare, overlayfs). */
+export function sandboxAvailable(): boolean {
+    if (process.getuid?.() !== 0) return false;
+    const probe = spawnSync("unshare", ["--mount", "--propagation", "private", "true"]);
+    return probe.status === 0;
+}
+
+export interface RunResult {
+    status: number | null;
+    stdout: string;
+    stderr: string;
+    /** The last stdout line parsed as JSON, when it is JSON. */
+    report?: Record<string, unknown>;
+}
+
+export interface RunOptions {
+    /** How the script is run. Default `stdin` (`bash -s -- <args> < script`, as over SSH). */
+    mode?: "stdin" | "file" | "nobody";
+    /** Whether /run/systemd/system exists (systemd is PID 1). Default true. */
+    systemd?: boolean;
+    args?: string[];
+}
+
+const WRAPPER = String.raw`
+set -euo pipefail
+R=$1 SCRIPT=$2 MODE=$3 SYSTEMD=$4
+shift 4
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$R/etc/upper,workdir=$R/etc/work" /etc
+mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$R/varlib/upper,workdir=$R/varlib/work" /var/lib
+mount --bind "$R/fakebin" /usr/local/sbin
+mount -t tmpfs -o mode=0755 tmpfs /run
+if [[ $SYSTEMD == yes ]]; then mkdir -p /run/systemd/system; fi
+case $MODE in
+stdin) exec bash -s -- "$@" <"$SCRIPT" ;;
+file) exec bash "$SCRIPT" "$@" ;;
+nobody) exec setpriv --reuid=65534 --regid=65534 --clear-groups bash -s -- "$@" <"$SCRIPT" ;;
+esac
+`;
+
+const FAKE_SYSTEMCTL = String.raw`#!/bin/bash
+S=__STATE__
+printf '%s\n' "$*" >>"$S/systemctl.log"
+verb="" units=()
+while (($#)); do
+    case $1 in
+    -p) shift ;;
+    -*) ;;
+    *) if [[ -z $verb ]]; then verb=$1; else units+=("$1"); fi ;;
+    esac
+    shift
+done
+u=${"${"}units[0]:-}
+case $verb in
+show)
+    if [[ -e $S/masked/$u ]]; then echo masked
+    elif [[ -e /etc/systemd/system/$u || -e $S/package-units/$u ]]; then echo loaded
+    else echo not-found; fi ;;
+is-enabled) [[ -e $S/enabled/$u ]] ;;
+is-active) [[ -e $S/active/$u ]] ;;
+enable) touch "$S/enabled/$u" ;;
+disable) rm -f "$S/enabled/$u" "$S/active/$u" ;;
+mask) touch "$S/masked/$u" ;;
+unmask) rm -f "$S/masked/$u" ;;
+daemon-reload | reset-failed | reload) ;;
+restart)
+    [[ -e /etc/systemd/system/$u ]] || { echo "Unit $u not found." >&2; exit 5; }
+    if grep -rqs FAIL_AT_START /etc/falco; then
+        rm -f "$S/active/$u"
+        echo "Job for $u failed because the control process exited with error code." >&2
+        exit 1
+    fi
+    touch "$S/active/$u" ;;
+*) echo "fake systemctl: unsupported: $verb" >&2; exit 1 ;;
+esac
+`;
+
+const FAKE_JOURNALCTL = String.raw`#!/bin/bash
+printf '%s\n' "-- fake journal ($*) --" "falco[42]: FAIL_AT_START found: exiting"
+`;
+
+const FAKE_SYSCTL = String.raw`#!/bin/bash
+printf '%s\n' "$*" >>__STATE__/sysctl.log
+`;
+
+const FAKE_SSHD = String.raw`#!/bin/bash
+printf '%s\n' "$*" >>__STATE__/sshd.log
+if [[ ${"${"}1:-} == -t ]] && grep -rqs BadDirective /etc/ssh/sshd_config.d; then
+    echo "/etc/ssh/sshd_config.d/90-falco-nodes.conf: Bad configuration option: BadDirective" >&2
+    exit 255
+fi
+`;
+
+const FAKE_CURL = String.raw`#!/bin/bash
+printf '%s\n' "$*" >>__STATE__/curl.log
+[[ -e __STATE__/active/falco-nodes.service ]]
+`;
+
+const FAKE_FALCO = String.raw`#!/bin/bash
+printf '%s\n' "$*" >>__STATE__/falco.log
+if [[ ${"${"}1:-} == --version ]]; then
+    printf '%s\n' "Falco version: ${FAKE_FALCO_VERSION} (x86_64)" "Libs version:  0.22.1" "Plugin API:    3.10.0"
+    exit 0
+fi
+if grep -rqs INVALID_FOR_FALCO /etc/falco; then
+    echo "Error: /etc/falco/rules.d: LOAD_ERR_COMPILE_CONDITION: INVALID_FOR_FALCO is not a field"
+    exit 1
+fi
+echo "Falco dry run: configuration and rules loaded"
+`;
+
+export class HostSandbox {
+    readonly root: string;
+    /** The fake Falco: use as `install: { source: "preinstalled", binaryPath: sandbox.falco }`. */
+    readonly falco: string;
+    readonly state: string;
+
+    constructor() {
+        this.root = fs.mkdtempSync(path.join(os.tmpdir(), "falco-nodes-sbx-"));
+        // The fake falco's path ends up in settings (binaryPath), which allow only [A-Za-z0-9._/-].
+        if (!/^\/[A-Za-z0-9._\/-]+$/.test(this.root)) throw new Error(`sandbox path ${this.root} is not a plain path`);
+        this.state = path.join(this.root, "state");
+        for (const d of ["etc/upper", "etc/work", "varlib/upper", "varlib/work", "fakebin", "bin", "scripts"])
+            fs.mkdirSync(path.join(this.root, d), { recursive: true });
+        for (const d of ["enabled", "active", "masked", "package-units"]) fs.mkdirSync(path.join(this.state, d), { recursive: true });
+        const write = (file: string, text: string) =>
+            fs.writeFileSync(file, text.split("__STATE__").join(this.state), { mode: 0o755 });
+        write(path.join(this.root, "fakebin", "systemctl"), FAKE_SYSTEMCTL);
+        write(path.join(this.root, "fakebin", "journalctl"), FAKE_JOURNALCTL);
+        write(path.join(this.root, "fakebin", "sysctl"), FAKE_SYSCTL);
+        write(path.join(this.root, "fakebin", "sshd"), FAKE_SSHD);
+        write(path.join(this.root, "fakebin", "curl"), FAKE_CURL);
+        this.falco = path.join(this.root, "bin", "falco");
+        write(this.falco, FAKE_FALCO);
+        // A host with sshd (its config includes the drop-in directory) that is running.
+        fs.mkdirSync(path.join(this.root, "etc/upper/ssh/sshd_config.d"), { recursive: true });
+        fs.writeFileSync(path.join(this.root, "etc/upper/ssh/sshd_config"), "Include /etc/ssh/sshd_config.d/*.conf\nPasswordAuthentication no\n");
+        this.touch("active", "ssh.service");
+    }
+
+    /** Mark a fake unit's state: `package-units` (the Falco package's units exist), `active`, `enabled`, `masked`. */
+    touch(kind: "enabled" | "active" | "masked" | "package-units", unit: string): void {
+        fs.writeFileSync(path.join(this.state, kind, unit), "");
+    }
+
+    has(kind: "enabled" | "active" | "masked" | "package-units", unit: string): boolean {
+        return fs.existsSync(path.join(this.state, kind, unit));
+    }
+
+    /** Lines a fake logged (`systemctl`, `falco`, `sysctl`, `sshd`, `curl`). */
+    log(tool: string): string[] {
+        const file = path.join(this.state, `${tool}.log`);
+        return fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+    }
+
+    clearLogs(): void {
+        for (const f of fs.readdirSync(this.state)) if (f.endsWith(".log")) fs.rmSync(path.join(this.state, f));
+    }
+
+    /** Where a host path's sandbox copy lives (only /etc and /var/lib are writable in the sandbox). */
+    private upper(hostPath: string): string {
+        if (hostPath.startsWith("/etc/")) return path.join(this.root, "etc/upper", hostPath.slice(5));
+        if (hostPath.startsWith("/var/lib/")) return path.join(this.root, "varlib/upper", hostPath.slice(9));
+        throw new Error(`${hostPath} is outside the sandbox's writable trees`);
+    }
+
+    /** A file the script wrote, or undefined when absent (deleted or never written). */
+    stat(hostPath: string): fs.Stats | undefined {
+        const p = this.upper(hostPath);
+        try {
+            const st = fs.lstatSync(p);
+            return st.isCharacterDevice() ? undefined : st; // an overlay whiteout: deleted
+        } catch {
+            return undefined;
+        }
+    }
+
+    read(hostPath: string): string | undefined {
+        const st = this.stat(hostPath);
+        return st?.isFile() ? fs.readFileSync(this.upper(hostPath), "utf8") : undefined;
+    }
+
+    /** Write (or with undefined, delete) a file as if someone edited the host. */
+    write(hostPath: string, content: string, mode = 0o644): void {
+        const p = this.upper(hostPath);
+        fs.mkdirSync(path.dirname(p), { recursive: true });
+        fs.writeFileSync(p, content, { mode });
+        fs.chmodSync(p, mode);
+    }
+
+    remove(hostPath: string): void {
+        fs.rmSync(this.upper(hostPath), { force: true });
+    }
+
+    /** Octal mode string of a sandbox file (`0640`). */
+    mode(hostPath: string): string | undefined {
+        const st = this.stat(hostPath);
+        return st ? "0" + (st.mode & 0o777).toString(8) : undefined;
+    }
+
+    /** Every file under the sandbox's /etc and /var/lib, with its content hash: to assert "nothing changed". */
+    snapshot(): Record<string, string> {
+        const out: Record<string, string> = {};
+        const walk = (dir: string, prefix: string) => {
+            if (!fs.existsSync(dir)) return;
+            for (const name of fs.readdirSync(dir).sort()) {
+                const full = path.join(dir, name);
+                const st = fs.lstatSync(full);
+                if (st.isDirectory()) walk(full, `${prefix}/${name}`);
+                else out[`${prefix}/${name}`] = st.isFile() ? `${(st.mode & 0o777).toString(8)}:${fs.readFileSync(full, "utf8")}` : "special";
+            }
+        };
+        walk(path.join(this.root, "etc/upper"), "/etc");
+        walk(path.join(this.root, "varlib/upper"), "/var/lib");
+        return out;
+    }
+
+    run(script: string, options: RunOptions = {}): RunResult {
+        const file = path.join(this.root, "scripts", `script-${Date.now()}-${Math.random().toString(36).slice(2)}.sh`);
+        fs.writeFileSync(file, script, { mode: 0o644 });
+        const r = spawnSync(
+            "unshare",
+            ["--mount", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
+                options.mode ?? "stdin", options.systemd === false ? "no" : "yes", ...(options.args ?? [])],
+            { encoding: "utf8", timeout: 180_000 },
+        );
+        const last = r.stdout.trim().split("\n").pop() ?? "";
+        let report: Record<string, unknown> | undefined;
+        try {
+            report = last.startsWith("{") ? JSON.parse(last) : undefined;
+        } catch {
+            report = undefined;
+        }
+        return { status: r.status, stdout: r.stdout, stderr: r.stderr, report };
+    }
+
+    cleanup(): void {
+        fs.rmSync(this.root, { recursive: true, force: true });
+    }
+}
