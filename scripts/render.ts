@@ -7,6 +7,8 @@
  *   <out>/<node>/install.sh              the self-contained converge script (0700): `sudo bash install.sh`
  *   <out>/<node>/uninstall.sh            the uninstall script (0700)
  *   <out>/<node>/bundle.json             hash, params and the file list with modes and groups
+ *   <out>/cluster/values.yaml            the falcosecurity/falco chart values, when the stack enables the cluster
+ *                                        (secrets are referenced by Secret name, never inlined)
  *
  * Secrets in the stack file (`secure:` values) are never decrypted: bundles that need one carry a placeholder,
  * and their install.sh refuses to run (converge those with `pulumi up`). Bad settings: exit 1 with every
@@ -19,6 +21,8 @@ import { SECRET_PLACEHOLDER_PREFIX } from "../components/host/paths";
 import { HostSettings, HostSettingsError, ResolvedHostSettings, resolveHostSettings } from "../components/host/settings";
 import { DEFAULT_OS } from "../components/aws/ami";
 import { nodeHostSettings } from "../components/aws/node";
+import * as YAML from "yaml";
+import { renderClusterValues } from "../components/cluster";
 import { findProjectDir, parseStackConfig, projectFileReader, readStackFile, StackConfigError, stackFileSource } from "../components/config";
 
 export interface StackHost {
@@ -44,21 +48,40 @@ const REPO_ROOT = findProjectDir(path.resolve(__dirname, ".."));
 const STACK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const USAGE = "usage: npm run render -- --stack <name> [--out <dir>] [--stacks-dir <dir>]";
 
-/**
- * Every node's host settings from a stack file, validated as the program validates them, but without requiring
- * secrets (a render never needs their values). AWS nodes get their OS's package source as `AwsFalcoNode` gives
- * it. Throws `StackConfigError` naming each bad key.
- */
-export function loadStackHostSettings(file: string, projectDir = REPO_ROOT): StackHost[] {
+/** A stack file parsed as the program parses it, but without requiring secrets (a render never needs their values). */
+function loadStack(file: string, projectDir: string) {
     const stack = readStackFile(file, projectDir);
-    const config = parseStackConfig(stackFileSource(stack), {
+    return parseStackConfig(stackFileSource(stack), {
         readFile: projectFileReader(stack.projectDir),
         secretsMayBeExternal: true,
     });
-    return config.nodes.map((n, i) => {
+}
+
+/**
+ * Every node's host settings from a stack file, validated as the program validates them. AWS nodes get their
+ * OS's package source as `AwsFalcoNode` gives it. Throws `StackConfigError` naming each bad key.
+ */
+export function loadStackHostSettings(file: string, projectDir = REPO_ROOT): StackHost[] {
+    return loadStack(file, projectDir).nodes.map((n, i) => {
         const settings = n.kind === "aws" ? nodeHostSettings(n.aws.os ?? DEFAULT_OS, n.falco) : n.falco;
         return { name: n.name, settings, resolved: resolveHostSettings(settings, `falco-nodes:nodes[${i}].falco.`) };
     });
+}
+
+/** The chart values of the stack's in-cluster layer, or undefined when it is off. Secrets count as present. */
+export function renderStackClusterValues(file: string, projectDir = REPO_ROOT): Record<string, unknown> | undefined {
+    const config = loadStack(file, projectDir);
+    if (!config.cluster) return undefined;
+    return renderClusterValues(config.cluster, config.clusterSecretPresence) as Record<string, unknown>;
+}
+
+/** Write the chart values below `outDir/cluster`, replacing an earlier render. */
+export function writeClusterValues(outDir: string, values: Record<string, unknown>): string {
+    const file = path.join(outDir, "cluster", "values.yaml");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const header = "# falcosecurity/falco chart values rendered by falco-nodes (npm run render); secrets are Secret references.\n";
+    fs.writeFileSync(file, header + YAML.stringify(values), { mode: 0o644 });
+    return file;
 }
 
 /** Render every node's bundle without secrets. Pure apart from reading the stack file. */
@@ -139,8 +162,10 @@ export function main(argv: string[], io: Io = consoleIo): number {
         return 1;
     }
     let nodes: RenderedNode[];
+    let clusterValues: Record<string, unknown> | undefined;
     try {
         nodes = renderStack(file);
+        clusterValues = renderStackClusterValues(file);
     } catch (e) {
         if (e instanceof StackConfigError || e instanceof HostSettingsError) {
             io.err(`${path.relative(process.cwd(), file) || file}: ${e.message}`);
@@ -152,6 +177,7 @@ export function main(argv: string[], io: Io = consoleIo): number {
     if (!nodes.length) io.err(`${file}: the stack has no nodes (falco-nodes:nodes): nothing to render`);
     try {
         writeRendered(outDir, nodes);
+        if (clusterValues) io.out(`${writeClusterValues(outDir, clusterValues)}: chart values`);
     } catch (e) {
         io.err((e as Error).message);
         return 1;

@@ -187,6 +187,8 @@ export interface StackConfig {
     cluster?: FalcoClusterSettings;
     /** Which secrets are set (their values are never read here). */
     secrets: Record<SecretKey, boolean>;
+    /** With `cluster`: which of its secrets count as given (set, or expected from outside where the settings need them). */
+    clusterSecretPresence?: ClusterSecretPresence;
 }
 
 // --- input to the parser ----------------------------------------------------------------------------------
@@ -592,6 +594,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
 
     // 7. Cluster.
     let cluster: FalcoClusterSettings | undefined;
+    let clusterSecretPresence: ClusterSecretPresence | undefined;
     const clusterInput = (s.cluster ?? {}) as ClusterConfig;
     if (clusterInput.enabled !== undefined && typeof clusterInput.enabled !== "boolean")
         problems.push({ key: `${CONFIG_NAMESPACE}:cluster.enabled`, message: "must be true or false" });
@@ -606,6 +609,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
         const presence = Object.fromEntries(
             CLUSTER_SECRET_KEYS.map((k) => [k, secrets[k] || (!!options.secretsMayBeExternal && !!needed[k])]),
         ) as ClusterSecretPresence;
+        clusterSecretPresence = presence;
         collect(problems, `${CONFIG_NAMESPACE}:cluster.`, () => resolveClusterSettings(withRules, presence));
         // The resolver names secrets `secrets.<key>`; in a stack file they are top-level keys.
         for (const p of problems)
@@ -620,7 +624,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
     // Cluster settings kept while `enabled` is false are not checked: switching the layer on stays a one-line change.
 
     if (problems.length) throw new StackConfigError(problems);
-    return { falco, nodes, aws: fleetAws, ssh, cluster, secrets };
+    return { falco, nodes, aws: fleetAws, ssh, cluster, clusterSecretPresence, secrets };
 }
 
 /**

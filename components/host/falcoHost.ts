@@ -8,9 +8,9 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { CONVERGE_MARKER_ENV, CONVERGE_MARKER_VALUE } from "../rules";
-import { renderBundle } from "./bundle";
+import { Bundle, renderBundle } from "./bundle";
 import { UNIT_NAME } from "./paths";
-import { HostSettings, HostSettingsError, httpOutputNeedsUrl, resolveHostSettings } from "./settings";
+import { HostSettings, HostSettingsError, httpOutputNeedsUrl, ResolvedHostSettings, resolveHostSettings } from "./settings";
 
 /** How to reach a bastion. Same fields as the host's connection, minus a further proxy. */
 export interface SshProxyArgs {
@@ -98,6 +98,23 @@ function connectionArgs(c: SshProxyArgs): command.types.input.remote.ProxyConnec
     };
 }
 
+/**
+ * Fleets mostly share settings, and rendering (tar + gzip) is the bulk of a FalcoHost's cost at preview: keep
+ * the last few plain renders. Only secret-free bundles are kept here.
+ */
+const plainBundles = new Map<string, Bundle>();
+function renderPlainBundle(settings: ResolvedHostSettings, withSecretUrl: boolean): Bundle {
+    const key = JSON.stringify([settings, withSecretUrl]);
+    let bundle = plainBundles.get(key);
+    if (!bundle) {
+        // A stand-in secret: the plain hash never depends on secret values, only on where they go.
+        bundle = renderBundle(settings, withSecretUrl ? { httpOutputUrl: "https://placeholder.invalid/" } : undefined);
+        if (plainBundles.size >= 32) plainBundles.clear();
+        plainBundles.set(key, bundle);
+    }
+    return bundle;
+}
+
 export class FalcoHost extends pulumi.ComponentResource {
     /** sha256 of everything non-secret the host receives; changes exactly when the host must converge. */
     public readonly bundleHash: pulumi.Output<string>;
@@ -115,16 +132,16 @@ export class FalcoHost extends pulumi.ComponentResource {
 
         // Bad settings fail here, at preview, naming the key: before any resource is declared.
         const settings = resolveHostSettings(args.settings ?? {});
-        // Render once without secrets: the plain hash and a check that the settings render at all.
         const hasSecretUrl = args.secrets?.httpOutputUrl !== undefined;
         const missingUrl = httpOutputNeedsUrl(settings, hasSecretUrl);
         if (missingUrl) throw new HostSettingsError([{ key: "outputs.http", message: missingUrl }]);
-        const plain = renderBundle(settings, hasSecretUrl ? { httpOutputUrl: "https://placeholder.invalid/" } : undefined);
-
-        const secretValues = pulumi.secret(pulumi.output(args.secrets?.httpOutputUrl));
-        const bundle = secretValues.apply((httpOutputUrl) =>
-            renderBundle(settings, httpOutputUrl === undefined ? undefined : { httpOutputUrl }),
-        );
+        // Render without secrets: the plain hash (known at preview), and the script itself when there is no secret.
+        const plain = renderPlainBundle(settings, hasSecretUrl);
+        const installScript = hasSecretUrl
+            ? pulumi
+                  .secret(pulumi.output(args.secrets!.httpOutputUrl!))
+                  .apply((httpOutputUrl) => renderBundle(settings, { httpOutputUrl }))
+            : pulumi.output(plain);
 
         const warnNoHostKey = (c: SshProxyArgs, what: string) => {
             if (c.hostKey === undefined)
@@ -149,8 +166,8 @@ export class FalcoHost extends pulumi.ComponentResource {
                 delete: user.apply((u) => remoteShell(u, "uninstall")),
                 // Always secret: it may carry the secrets drop-in, and its diff is unreadable anyway; the hash
                 // in `triggers` says when it changes, `npm run render` shows what.
-                stdin: pulumi.secret(bundle.apply((b) => b.installScript)),
-                triggers: [plain.hash, ...(hasSecretUrl ? [bundle.apply((b) => pulumi.secret(b.secretsHash ?? ""))] : [])],
+                stdin: pulumi.secret(installScript.apply((b) => b.installScript)),
+                triggers: [plain.hash, ...(hasSecretUrl ? [installScript.apply((b) => pulumi.secret(b.secretsHash ?? ""))] : [])],
                 // The previous run's output is not needed on the host, and env passing needs AcceptEnv in sshd.
                 addPreviousOutputInEnv: false,
                 logging: command.types.enums.remote.Logging.StdoutAndStderr,

@@ -65,7 +65,7 @@ export function deterministicTar(entries: TarEntry[]): Buffer {
 
 /** The gzip'd tar, byte-identical for the same entries. */
 export function deterministicTarGz(entries: TarEntry[]): Buffer {
-    const gz = zlib.gzipSync(deterministicTar(entries), { level: 9 });
+    const gz = zlib.gzipSync(deterministicTar(entries), { level: 6 });
     // Node writes mtime 0 already; the OS byte depends on the platform zlib was built for: pin it to Unix (3).
     gz[9] = 3;
     return gz;

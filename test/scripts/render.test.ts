@@ -6,6 +6,8 @@ import * as path from "path";
 import { renderBundle } from "../../components/host/bundle";
 import { FALCO_MAIN_CONFIG, SECRET_PLACEHOLDER_PREFIX, UNIT_PATH } from "../../components/host/paths";
 import { loadStackHostSettings, main } from "../../scripts/render";
+import * as YAML from "yaml";
+import { renderRuleFiles } from "../../components/rules";
 import { decodePayload } from "../support/payload";
 
 const REPO = path.resolve(__dirname, "..", "..");
@@ -56,6 +58,24 @@ describe("render CLI", () => {
         assert.deepEqual(summary.files.map((f: { path: string; mode: string }) => [f.path, f.mode]), bundle.files.map((f) => [f.path, f.mode]));
         assert.equal(summary.needsSecrets, false);
         assert.match(c.out.join("\n"), new RegExp(`dev-1: ${bundle.files.length} files, bundle ${bundle.hash.slice(0, 12)}`));
+    });
+
+    it("writes the chart values for a stack with the cluster on, with the hosts' rules and no secret in them", () => {
+        const c = capture();
+        const out = path.join(tmp, "out");
+        assert.equal(main(["--stack", "prod", "--out", out], c.io), 0, c.err.join("\n"));
+        const file = path.join(out, "cluster", "values.yaml");
+        const values = YAML.parse(fs.readFileSync(file, "utf8"));
+        const hosts = loadStackHostSettings(path.join(REPO, "stacks", "Pulumi.prod.yaml"));
+        const expected = Object.fromEntries(renderRuleFiles(hosts[0].resolved).map((r) => [r.fileName, r.content]));
+        assert.deepEqual(values.customRules, expected);
+        // Credentials are referenced by Secret name, never inlined; the chart's default UI login is never used.
+        assert.ok(values.falcosidekick.config.existingSecret, "outputs secret not referenced");
+        assert.ok(!/hooks\.slack\.com|admin:admin|secure:/.test(fs.readFileSync(file, "utf8")));
+        // The dev stack has no cluster: no values.
+        const devOut = path.join(tmp, "dev");
+        assert.equal(main(["--stack", "dev", "--out", devOut], capture().io), 0);
+        assert.ok(!fs.existsSync(path.join(devOut, "cluster")));
     });
 
     it("fails naming the key, and writes nothing, for bad fleet or node settings", () => {
