@@ -9,6 +9,9 @@
  *   <out>/<node>/bundle.json             hash, params and the file list with modes and groups
  *   <out>/cluster/values.yaml            the falcosecurity/falco chart values, when the stack enables the cluster
  *                                        (secrets are referenced by Secret name, never inlined)
+ *   <out>/<node>/k8s-audit/              for a node with the k8sAudit webhook: audit-policy.yaml and
+ *                                        audit-webhook.kubeconfig for the API servers of a self-managed cluster
+ *                                        (kube-apiserver --audit-policy-file / --audit-webhook-config-file)
  *
  * Secrets in the stack file (`secure:` values) are never decrypted: bundles that need one carry a placeholder,
  * and their install.sh refuses to run (converge those with `pulumi up`). Bad settings: exit 1 with every
@@ -22,7 +25,8 @@ import { HostSettings, HostSettingsError, ResolvedHostSettings, resolveHostSetti
 import { DEFAULT_OS } from "../components/aws/ami";
 import { nodeHostSettings } from "../components/aws/node";
 import * as YAML from "yaml";
-import { renderClusterValues } from "../components/cluster";
+import { renderAuditPolicy, renderAuditWebhookKubeconfig, renderClusterValues } from "../components/cluster";
+import { auditWebhookServerUrl } from "../components/host/k8sAudit";
 import { findProjectDir, parseStackConfig, projectFileReader, readStackFile, StackConfigError, stackFileSource } from "../components/config";
 
 export interface StackHost {
@@ -37,6 +41,43 @@ export interface StackHost {
 export interface RenderedNode {
     name: string;
     bundle: Bundle;
+    /** The API server's files for a node with the k8sAudit webhook (file name -> text), and what to do with them. */
+    k8sAudit?: K8sAuditFiles;
+}
+
+/** Where the webhook kubeconfig expects the CA of a node's listener certificate, on each API server host. */
+export const AUDIT_WEBHOOK_CA_DIR = "/etc/kubernetes/falco-nodes";
+
+export interface K8sAuditFiles {
+    files: Record<string, string>;
+    /** One line for the person running the render: where the files go, what to fill in. */
+    note: string;
+}
+
+/**
+ * The self-managed API server's audit files for a node with the k8sAudit webhook, or undefined. `address` is how
+ * the API servers reach the node: `k8sAudit.listenAddress` when set, else the existing node's SSH address; an AWS
+ * node's address is known only after `pulumi up` (a placeholder host, `<node>.falco-node.invalid`, says so).
+ */
+export function renderK8sAuditFiles(name: string, s: ResolvedHostSettings, sshHost?: string): K8sAuditFiles | undefined {
+    const k = s.k8sAudit;
+    if (!k.enabled || k.variant !== "webhook") return undefined;
+    const address = k.listenAddress || sshHost || `${name}.falco-node.invalid`;
+    const server = auditWebhookServerUrl(s, address);
+    const ca = k.tls.certificatePath ? `${AUDIT_WEBHOOK_CA_DIR}/${name}-ca.crt` : undefined;
+    const todo = [
+        ...(address.endsWith(".falco-node.invalid") ? [`replace ${address} with the node's address`] : []),
+        ...(ca ? [`copy the CA of the listener's certificate to ${ca} on every API server`] : []),
+    ];
+    return {
+        files: {
+            "audit-policy.yaml": renderAuditPolicy(),
+            "audit-webhook.kubeconfig": renderAuditWebhookKubeconfig({ server, certificateAuthorityFile: ca }),
+        },
+        note:
+            "kube-apiserver --audit-policy-file=audit-policy.yaml --audit-webhook-config-file=audit-webhook.kubeconfig" +
+            (todo.length ? `; ${todo.join("; ")}` : ""),
+    };
 }
 
 export interface Io {
@@ -86,7 +127,12 @@ export function writeClusterValues(outDir: string, values: Record<string, unknow
 
 /** Render every node's bundle without secrets. Pure apart from reading the stack file. */
 export function renderStack(file: string, projectDir = REPO_ROOT): RenderedNode[] {
-    return loadStackHostSettings(file, projectDir).map((h) => ({ name: h.name, bundle: renderBundle(h.resolved) }));
+    const sshHosts = new Map(loadStack(file, projectDir).nodes.map((n) => [n.name, n.kind === "existing" ? n.ssh.host : undefined]));
+    return loadStackHostSettings(file, projectDir).map((h) => ({
+        name: h.name,
+        bundle: renderBundle(h.resolved),
+        k8sAudit: renderK8sAuditFiles(h.name, h.resolved, sshHosts.get(h.name)),
+    }));
 }
 
 /** Where a bundle file lands under `<node>/files`: unit variants of `driver: auto` get their driver as suffix. */
@@ -109,7 +155,7 @@ function bundleSummary(name: string, b: Bundle) {
 
 /** Write the rendered nodes below `outDir`, replacing earlier renders of the same nodes. */
 export function writeRendered(outDir: string, nodes: RenderedNode[]): void {
-    for (const { name, bundle } of nodes) {
+    for (const { name, bundle, k8sAudit } of nodes) {
         const dir = path.join(outDir, name);
         if (fs.existsSync(dir)) {
             // Only ever delete what an earlier render wrote.
@@ -125,6 +171,11 @@ export function writeRendered(outDir: string, nodes: RenderedNode[]): void {
         fs.writeFileSync(path.join(dir, "install.sh"), bundle.installScript, { mode: 0o700 });
         fs.writeFileSync(path.join(dir, "uninstall.sh"), bundle.uninstallScript, { mode: 0o700 });
         fs.writeFileSync(path.join(dir, "bundle.json"), JSON.stringify(bundleSummary(name, bundle), null, 2) + "\n", { mode: 0o644 });
+        if (k8sAudit) {
+            fs.mkdirSync(path.join(dir, "k8s-audit"), { recursive: true });
+            for (const [file, text] of Object.entries(k8sAudit.files))
+                fs.writeFileSync(path.join(dir, "k8s-audit", file), text, { mode: 0o644 });
+        }
     }
 }
 
@@ -182,10 +233,11 @@ export function main(argv: string[], io: Io = consoleIo): number {
         io.err((e as Error).message);
         return 1;
     }
-    for (const { name, bundle } of nodes) {
+    for (const { name, bundle, k8sAudit } of nodes) {
         const summary = bundleSummary(name, bundle);
         io.out(`${path.join(outDir, name)}: ${bundle.files.length} files, bundle ${bundle.hash.slice(0, 12)}` +
             (summary.needsSecrets ? " (needs secrets: install.sh refuses to run; converge with pulumi up)" : ""));
+        if (k8sAudit) io.out(`${path.join(outDir, name, "k8s-audit")}: ${k8sAudit.note}`);
     }
     return 0;
 }

@@ -14,12 +14,17 @@
  * - No SSH from 0.0.0.0/0 or ::/0 (EC2.13, EC2.53, EC2.54). Opt out: `allowWorldSsh: true`.
  * - Detailed monitoring. Opt out: `detailedMonitoring: false`.
  * - SSH host key pinned from launch. Opt out: `pinHostKey: false` (see `userdata.ts` for the trade-off).
+ *
+ * With `settings.k8sAudit` (Kubernetes audit events on this node): the webhook variant opens its port in the
+ * security group to `k8sAudit.allowedSources` only; the eks variant gets read access to the cluster's
+ * CloudWatch audit log on the node's role when `k8sAuditEksLogAccess` asks for it (see `k8sAuditAccess.ts`).
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { FalcoHost, FalcoHostArgs, SshProxyArgs } from "../host/falcoHost";
-import { HostSettings } from "../host/settings";
+import { HostSettings, K8sAuditVariant } from "../host/settings";
+import { resolveHostSettingsMemo } from "../host/settingsMemo";
 import {
     amiFilter,
     Architecture,
@@ -32,6 +37,7 @@ import {
     OperatingSystem,
     sshUserFor,
 } from "./ami";
+import { eksAuditLogPolicy, k8sAuditIngressRules } from "./k8sAuditAccess";
 import { SSH_PORT, securityGroupRules } from "./securityGroup";
 import { AWS_FALCO_NODE_TYPE, NODE_TAG, PUBLIC_IP_APPROVAL_TAG, PUBLIC_IP_APPROVED } from "./tags";
 import { renderUserData } from "./userdata";
@@ -117,6 +123,20 @@ export interface AwsFalcoNodeArgs {
     ssmAccess?: boolean;
     /** Your own instance profile (name) instead. Default none. Not together with `ssmAccess`. */
     iamInstanceProfile?: pulumi.Input<string>;
+    /**
+     * With `settings.k8sAudit.variant: eks`: give the node's instance role read access to the EKS cluster's
+     * CloudWatch audit log (`logs:FilterLogEvents` on `/aws/eks/<cluster>/cluster` in `k8sAudit.eks.region` of
+     * this account, nothing else), creating the role and instance profile if `ssmAccess` did not. Default false:
+     * no AWS credentials on the node unless you want them. Not together with `iamInstanceProfile` (add the
+     * policy from `eksAuditLogPolicy` to your own role instead). The cluster must log `audit` to CloudWatch.
+     */
+    k8sAuditEksLogAccess?: boolean;
+    /**
+     * With the k8sAudit webhook variant: security groups (e.g. the control plane's) also allowed to reach the
+     * webhook port, besides `k8sAudit.allowedSources`. Default none. The host's own firewall still admits only
+     * `allowedSources`, so list the API servers' addresses there too.
+     */
+    k8sAuditSourceSecurityGroupIds?: pulumi.Input<string>[];
 
     /** Falco, outputs, rules and host hardening (see `HostSettings`). `install.source` defaults per `os`. */
     settings?: HostSettings;
@@ -154,6 +174,16 @@ function checkArgs(args: AwsFalcoNodeArgs): void {
     for (const k of Object.keys(args.tags ?? {}))
         if (k.startsWith("falco-nodes:"))
             throw new Error(`invalid tags.${k}: the falco-nodes: prefix is reserved (use publicIp: true to approve a public IP)`);
+    if (args.k8sAuditEksLogAccess) {
+        if (args.iamInstanceProfile !== undefined)
+            throw new Error(
+                "invalid k8sAuditEksLogAccess: not together with iamInstanceProfile; add the policy eksAuditLogPolicy() " +
+                    "renders (logs:FilterLogEvents on /aws/eks/<cluster>/cluster) to your own role instead",
+            );
+        const k = args.settings?.k8sAudit;
+        if (!k?.enabled || k.variant !== K8sAuditVariant.Eks)
+            throw new Error("invalid k8sAuditEksLogAccess: only for settings.k8sAudit with enabled: true and variant: eks");
+    }
     const noWayIn =
         !args.sshCidrs?.length && !args.sshSourceSecurityGroupIds?.length && !args.securityGroupIds?.length;
     if (noWayIn)
@@ -198,8 +228,13 @@ export class AwsFalcoNode extends pulumi.ComponentResource {
             allowWorldSsh: args.allowWorldSsh,
             egressCidrs: args.egressCidrs,
         });
-        super(AWS_FALCO_NODE_TYPE, name, {}, opts);
         const os = args.os ?? DEFAULT_OS;
+        // Bad host settings fail here too, before anything is registered (FalcoHost checks them again).
+        const hostSettings = resolveHostSettingsMemo(nodeHostSettings(os, args.settings));
+        const webhook = hostSettings.k8sAudit.enabled && hostSettings.k8sAudit.variant === K8sAuditVariant.Webhook;
+        if (args.k8sAuditSourceSecurityGroupIds?.length && !webhook)
+            throw new Error("invalid k8sAuditSourceSecurityGroupIds: only with settings.k8sAudit enabled, variant webhook");
+        super(AWS_FALCO_NODE_TYPE, name, {}, opts);
         const arch = args.architecture ?? DEFAULT_ARCHITECTURE;
         const publicIp = args.publicIp ?? false;
         const pinHostKey = args.pinHostKey ?? true;
@@ -237,10 +272,22 @@ export class AwsFalcoNode extends pulumi.ComponentResource {
         const securityGroup = new aws.ec2.SecurityGroup(
             `${name}-sg`,
             {
-                description: `falco-nodes ${name}: SSH from listed sources only`,
+                description: webhook
+                    ? `falco-nodes ${name}: SSH and the k8saudit webhook from listed sources only`
+                    : `falco-nodes ${name}: SSH from listed sources only`,
                 vpcId,
                 ingress: [
                     ...rules.ingress,
+                    ...k8sAuditIngressRules(hostSettings),
+                    ...(args.k8sAuditSourceSecurityGroupIds?.length
+                        ? [{
+                              description: "Kubernetes audit webhook (Falco k8saudit) from listed security groups",
+                              protocol: "tcp",
+                              fromPort: hostSettings.k8sAudit.port,
+                              toPort: hostSettings.k8sAudit.port,
+                              securityGroups: args.k8sAuditSourceSecurityGroupIds,
+                          }]
+                        : []),
                     ...(args.sshSourceSecurityGroupIds?.length
                         ? [{
                               description: "SSH from listed security groups (bastion, in-VPC runner)",
@@ -258,12 +305,15 @@ export class AwsFalcoNode extends pulumi.ComponentResource {
         );
 
         let iamInstanceProfile: pulumi.Input<string> | undefined = args.iamInstanceProfile;
-        if (args.ssmAccess) {
+        if (args.ssmAccess || args.k8sAuditEksLogAccess) {
             const partition = aws.getPartitionOutput({}, parent).partition;
+            // `-ssm` kept for nodes that had only SSM access before, so their role is not replaced.
+            const roleName = args.ssmAccess ? `${name}-ssm` : `${name}-node`;
+            const purposes = [...(args.ssmAccess ? ["Systems Manager access"] : []), ...(args.k8sAuditEksLogAccess ? ["EKS audit log read"] : [])];
             const role = new aws.iam.Role(
-                `${name}-ssm`,
+                roleName,
                 {
-                    description: `falco-nodes ${name}: Systems Manager access`,
+                    description: `falco-nodes ${name}: ${purposes.join(", ")}`,
                     assumeRolePolicy: JSON.stringify({
                         Version: "2012-10-17",
                         Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
@@ -272,12 +322,29 @@ export class AwsFalcoNode extends pulumi.ComponentResource {
                 },
                 parent,
             );
-            new aws.iam.RolePolicyAttachment(
-                `${name}-ssm`,
-                { role: role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/${SSM_MANAGED_POLICY}` },
-                parent,
-            );
-            iamInstanceProfile = new aws.iam.InstanceProfile(`${name}-ssm`, { role: role.name, tags }, parent).name;
+            if (args.ssmAccess)
+                new aws.iam.RolePolicyAttachment(
+                    `${name}-ssm`,
+                    { role: role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/${SSM_MANAGED_POLICY}` },
+                    parent,
+                );
+            if (args.k8sAuditEksLogAccess) {
+                const eks = hostSettings.k8sAudit.eks!;
+                const accountId = aws.getCallerIdentityOutput({}, parent).accountId;
+                new aws.iam.RolePolicy(
+                    `${name}-k8saudit-eks`,
+                    {
+                        role: role.id,
+                        policy: pulumi
+                            .all([partition, accountId])
+                            .apply(([p, account]) =>
+                                JSON.stringify(eksAuditLogPolicy({ partition: p, region: eks.region, accountId: account, clusterName: eks.clusterName })),
+                            ),
+                    },
+                    parent,
+                );
+            }
+            iamInstanceProfile = new aws.iam.InstanceProfile(roleName, { role: role.name, tags }, parent).name;
         }
 
         this.instance = new aws.ec2.Instance(

@@ -12,3 +12,12 @@ export {
 } from "./values";
 export { renderProtection, CONTROLLER_IDENTITIES, PROTECTED_RESOURCE_RULES, type ProtectionObjects } from "./protection";
 export { planCluster, renderClusterValues, type ClusterPlan } from "./render";
+export {
+    buildAuditPolicy,
+    buildAuditWebhookKubeconfig,
+    renderAuditPolicy,
+    renderAuditWebhookKubeconfig,
+    type AuditPolicy,
+    type AuditPolicyRule,
+    type AuditWebhookKubeconfigArgs,
+} from "./audit";

@@ -23,9 +23,9 @@ import {
     HostSettings,
     HostSettingsError,
     httpOutputNeedsUrl,
-    resolveHostSettings,
     ResolvedHostSettings,
 } from "../host/settings";
+import { resolveHostSettingsMemo } from "../host/settingsMemo";
 import { mergeSettings } from "./merge";
 
 /** The config namespace: the project name. Every key is `falco-nodes:<key>`. */
@@ -116,6 +116,7 @@ export interface AwsNodeSettings
         | "allowWorldSsh"
         | "detailedMonitoring"
         | "pinHostKey"
+        | "k8sAuditEksLogAccess"
     > {
     /** See `AwsFalcoNodeArgs.ami`. */
     ami?: string;
@@ -131,6 +132,8 @@ export interface AwsNodeSettings
     sshSourceSecurityGroupIds?: string[];
     /** See `AwsFalcoNodeArgs.iamInstanceProfile`. */
     iamInstanceProfile?: string;
+    /** See `AwsFalcoNodeArgs.k8sAuditSourceSecurityGroupIds` (the API servers' group, for the webhook variant). */
+    k8sAuditSourceSecurityGroupIds?: string[];
 }
 
 /** One entry of `falco-nodes:nodes`, as written. */
@@ -285,6 +288,8 @@ const awsSettings = z
         allowWorldSsh: z.boolean(),
         detailedMonitoring: z.boolean(),
         pinHostKey: z.boolean(),
+        k8sAuditEksLogAccess: z.boolean(),
+        k8sAuditSourceSecurityGroupIds: z.array(awsId("sg", "a security group")),
     })
     .partial()
     .strict();
@@ -455,7 +460,8 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
 
     // 4. Fleet host settings, then each node's merged settings.
     const fleetProblems: ConfigProblem[] = [];
-    collect(fleetProblems, `${CONFIG_NAMESPACE}:falco.`, () => resolveHostSettings(falco));
+    // Memoized by content: most nodes resolve to the fleet's settings, and resolving parses every rule file.
+    collect(fleetProblems, `${CONFIG_NAMESPACE}:falco.`, () => resolveHostSettingsMemo(falco));
     problems.push(...fleetProblems);
     const fleetProblemKeys = new Set(fleetProblems.map((p) => p.key.slice(`${CONFIG_NAMESPACE}:falco.`.length)));
 
@@ -495,7 +501,8 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
         let resolved: ResolvedHostSettings | undefined;
         const nodeProblems: ConfigProblem[] = [];
         collect(nodeProblems, "", () => {
-            resolved = resolveHostSettings(effective);
+            // A copy of the shared resolution: the caller gets an object of its own per node, as before.
+            resolved = structuredClone(resolveHostSettingsMemo(effective));
         });
         // A fleet problem shows up once, under falco.*, not again under every node.
         for (const p of nodeProblems)

@@ -15,12 +15,18 @@ import { renderRuleFiles } from "../rules";
 import { renderFalcoConfig, renderSecretsConfig } from "./falcoConfig";
 import { renderSshdConfig, renderSysctlConf } from "./hardening";
 import { assembleScript, CONVERGE_SCRIPT } from "./installScript";
+import { firewallEnabled, k8sAuditArtifacts, renderFirewallRules, renderFirewallUnit } from "./k8sAudit";
 import { renderLogrotate } from "./logrotate";
 import {
+    ARTIFACTS_DIR,
     FALCO_CONFIG_DIR,
     FALCO_MAIN_CONFIG,
     FALCO_RULES_D,
     FALCO_SECRETS_CONFIG,
+    FIREWALL_RULES_PATH,
+    FIREWALL_TABLE,
+    FIREWALL_UNIT_NAME,
+    FIREWALL_UNIT_PATH,
     LOGROTATE_PATH,
     PACKAGE_UNITS,
     SSHD_DROPIN_PATH,
@@ -51,6 +57,10 @@ export const FileGroup = {
     Sshd: "sshd",
     /** logrotate config: nothing to apply. */
     Logrotate: "logrotate",
+    /** The k8saudit webhook's nftables allowlist: checked with `nft -c`, loaded with `nft -f` before Falco restarts. */
+    Firewall: "firewall",
+    /** The oneshot unit loading that allowlist at boot: daemon-reload and enable. */
+    FirewallUnit: "firewall-unit",
 } as const;
 export type FileGroup = (typeof FileGroup)[keyof typeof FileGroup];
 
@@ -124,6 +134,14 @@ export function bundleParams(s: ResolvedHostSettings): Record<string, string> {
         falco_config_dir: FALCO_CONFIG_DIR,
         falco_main_config: FALCO_MAIN_CONFIG,
         package_units: PACKAGE_UNITS.join("\n"),
+        // k8sAudit: what converge pulls with falcoctl (parallel lines: directory/file below artifacts_dir, and the
+        // pinned OCI reference), the TLS certificate it checks, and the firewall it manages.
+        artifacts_dir: ARTIFACTS_DIR,
+        k8saudit_artifact_files: k8sAuditArtifacts(s).map((a) => `${a.dir}/${a.file}`).join("\n"),
+        k8saudit_artifact_refs: k8sAuditArtifacts(s).map((a) => a.ref).join("\n"),
+        k8saudit_tls_certificate: (s.k8sAudit.enabled && s.k8sAudit.tls.certificatePath) || "",
+        firewall_table: FIREWALL_TABLE,
+        firewall_unit_name: FIREWALL_UNIT_NAME,
     };
     for (const [name, value] of Object.entries(params))
         if (!PARAM_VALUE.test(value)) throw new Error(`bundle parameter ${name} has characters outside its allowlist`);
@@ -170,6 +188,10 @@ function renderFiles(s: ResolvedHostSettings, secrets: HostSecrets | undefined):
     // sshd reads its config as root; nobody else needs to read which ciphers are allowed.
     add(SSHD_DROPIN_PATH, MODE_SECRET, FileGroup.Sshd, renderSshdConfig(s));
     add(LOGROTATE_PATH, MODE_PUBLIC, FileGroup.Logrotate, renderLogrotate(s));
+    if (firewallEnabled(s)) {
+        add(FIREWALL_RULES_PATH, MODE_FALCO, FileGroup.Firewall, renderFirewallRules(s));
+        add(FIREWALL_UNIT_PATH, MODE_PUBLIC, FileGroup.FirewallUnit, renderFirewallUnit());
+    }
 
     files.sort((a, b) => (a.path !== b.path ? (a.path < b.path ? -1 : 1) : a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
     for (let i = 1; i < files.length; i++)

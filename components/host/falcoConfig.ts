@@ -8,6 +8,7 @@
  * settings plus the reserved-key check instead).
  */
 import * as YAML from "yaml";
+import { k8sAuditPlugins, k8sAuditUpstreamRulesPath } from "./k8sAudit";
 import { FALCO_CONFIG_D, FALCO_DEFAULT_RULES, FALCO_RULES_D, SECRET_PLACEHOLDER_PREFIX } from "./paths";
 import { HostSecrets, RESERVED_EXTRA_KEYS, ResolvedHostSettings, httpOutputNeedsUrl } from "./settings";
 
@@ -119,7 +120,9 @@ function rulesFiles(s: ResolvedHostSettings, ruleFileNames: string[]): string[] 
     // Our files are listed one by one rather than as the directory: a stray file dropped into rules.d (by
     // hand, by falcoctl, by an intruder) is not loaded, and the list is in name order whatever the caller did.
     const ours = [...ruleFileNames].sort().map((n) => `${FALCO_RULES_D}/${n}`);
-    const files = [...(s.rules.defaultRules ? [FALCO_DEFAULT_RULES] : []), ...ours];
+    // Upstream's k8saudit rules (installed by converge with falcoctl) before ours, so ours can append to them.
+    const k8sAuditRules = k8sAuditUpstreamRulesPath(s);
+    const files = [...(s.rules.defaultRules ? [FALCO_DEFAULT_RULES] : []), ...(k8sAuditRules ? [k8sAuditRules] : []), ...ours];
     if (files.length === 0)
         throw new Error(
             "no rules to load: rules.defaultRules is false and there are no rules.builtin or rules.custom files; " +
@@ -131,6 +134,7 @@ function rulesFiles(s: ResolvedHostSettings, ruleFileNames: string[]): string[] 
 /** The main config as an object (what `renderFalcoConfig` serialises). */
 export function buildFalcoConfig(s: ResolvedHostSettings, ruleFileNames: string[]): FalcoConfig {
     const o = s.outputs;
+    const k8sAudit = k8sAuditPlugins(s);
     const managed: FalcoConfig = {
         // The package's container-plugin drop-in lives here and the default rules need that plugin.
         config_files: [FALCO_CONFIG_D],
@@ -139,13 +143,15 @@ export function buildFalcoConfig(s: ResolvedHostSettings, ruleFileNames: string[
         rules_files: rulesFiles(s, ruleFileNames),
         // Empty on purpose: config.d/falco.container_plugin.yaml appends `container` (listing it here too would
         // register the plugin twice and Falco would refuse to start). Its definition must live here.
-        load_plugins: [],
+        // With k8sAudit: its source plugin and json, which that drop-in's `container` is appended to.
+        load_plugins: k8sAudit.load,
         plugins: [
             {
                 name: "container",
                 library_path: "libcontainer.so",
                 init_config: { label_max_len: 100, with_size: false },
             },
+            ...k8sAudit.entries,
         ],
         plugins_hostinfo: true,
         time_format_iso_8601: true,

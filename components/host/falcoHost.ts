@@ -10,7 +10,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { CONVERGE_MARKER_ENV, CONVERGE_MARKER_VALUE } from "../rules";
 import { Bundle, renderBundle } from "./bundle";
 import { UNIT_NAME } from "./paths";
-import { HostSettings, HostSettingsError, httpOutputNeedsUrl, ResolvedHostSettings, resolveHostSettings } from "./settings";
+import { HostSettings, HostSettingsError, httpOutputNeedsUrl, ResolvedHostSettings } from "./settings";
+import { resolveHostSettingsMemo } from "./settingsMemo";
 
 /** How to reach a bastion. Same fields as the host's connection, minus a further proxy. */
 export interface SshProxyArgs {
@@ -99,18 +100,52 @@ function connectionArgs(c: SshProxyArgs): command.types.input.remote.ProxyConnec
 }
 
 /**
- * Fleets mostly share settings, and rendering (tar + gzip) is the bulk of a FalcoHost's cost at preview: keep
- * the last few plain renders. Only secret-free bundles are kept here.
+ * Fleets mostly share settings, and rendering (tar + gzip, ~20 ms) is the bulk of a FalcoHost's own cost at
+ * preview: renders are memoized per resolved settings. `resolveHostSettingsMemo` hands equal settings the same
+ * object, so the lookup is by identity first and by content (the settings as JSON) only for a new object.
+ * Bundles with secrets are memoized too, per settings and secret value: a fleet-wide HTTP output URL is one
+ * render, not one per node. They live only in this process, as the secret itself does.
  */
-const plainBundles = new Map<string, Bundle>();
+interface Renders {
+    /** Rendered without secrets (with a stand-in URL when the host gets the secret one): the plain hash. */
+    plain: Map<boolean, Bundle>;
+    /** Rendered with the host's secrets, by secret value. */
+    withSecrets: Map<string, Bundle>;
+}
+const MAX_RENDERS = 32;
+const rendersBySettings = new WeakMap<ResolvedHostSettings, Renders>();
+const rendersByContent = new Map<string, Renders>();
+function rendersFor(settings: ResolvedHostSettings): Renders {
+    let r = rendersBySettings.get(settings);
+    if (!r) {
+        const key = JSON.stringify(settings);
+        r = rendersByContent.get(key);
+        if (!r) {
+            if (rendersByContent.size >= MAX_RENDERS) rendersByContent.clear();
+            r = { plain: new Map(), withSecrets: new Map() };
+            rendersByContent.set(key, r);
+        }
+        rendersBySettings.set(settings, r);
+    }
+    return r;
+}
 function renderPlainBundle(settings: ResolvedHostSettings, withSecretUrl: boolean): Bundle {
-    const key = JSON.stringify([settings, withSecretUrl]);
-    let bundle = plainBundles.get(key);
+    const renders = rendersFor(settings);
+    let bundle = renders.plain.get(withSecretUrl);
     if (!bundle) {
         // A stand-in secret: the plain hash never depends on secret values, only on where they go.
         bundle = renderBundle(settings, withSecretUrl ? { httpOutputUrl: "https://placeholder.invalid/" } : undefined);
-        if (plainBundles.size >= 32) plainBundles.clear();
-        plainBundles.set(key, bundle);
+        renders.plain.set(withSecretUrl, bundle);
+    }
+    return bundle;
+}
+function renderSecretBundle(settings: ResolvedHostSettings, httpOutputUrl: string): Bundle {
+    const renders = rendersFor(settings);
+    let bundle = renders.withSecrets.get(httpOutputUrl);
+    if (!bundle) {
+        bundle = renderBundle(settings, { httpOutputUrl });
+        if (renders.withSecrets.size >= MAX_RENDERS) renders.withSecrets.clear();
+        renders.withSecrets.set(httpOutputUrl, bundle);
     }
     return bundle;
 }
@@ -131,7 +166,7 @@ export class FalcoHost extends pulumi.ComponentResource {
         super("falco-nodes:index:FalcoHost", name, {}, opts);
 
         // Bad settings fail here, at preview, naming the key: before any resource is declared.
-        const settings = resolveHostSettings(args.settings ?? {});
+        const settings = resolveHostSettingsMemo(args.settings ?? {});
         const hasSecretUrl = args.secrets?.httpOutputUrl !== undefined;
         const missingUrl = httpOutputNeedsUrl(settings, hasSecretUrl);
         if (missingUrl) throw new HostSettingsError([{ key: "outputs.http", message: missingUrl }]);
@@ -140,7 +175,7 @@ export class FalcoHost extends pulumi.ComponentResource {
         const installScript = hasSecretUrl
             ? pulumi
                   .secret(pulumi.output(args.secrets!.httpOutputUrl!))
-                  .apply((httpOutputUrl) => renderBundle(settings, { httpOutputUrl }))
+                  .apply((httpOutputUrl) => renderSecretBundle(settings, httpOutputUrl))
             : pulumi.output(plain);
 
         const warnNoHostKey = (c: SshProxyArgs, what: string) => {
@@ -154,16 +189,20 @@ export class FalcoHost extends pulumi.ComponentResource {
             ...connectionArgs(args.connection),
             proxy: args.connection.proxy ? connectionArgs(args.connection.proxy) : undefined,
         };
-        const user = pulumi.output(args.connection.user ?? "root");
+        // A plain user (the usual case) gives plain command strings: an Output would cost the SDK a promise
+        // and a stack trace per command at every preview, for the same value.
+        const user = args.connection.user ?? "root";
+        const shell = (action: "converge" | "uninstall"): pulumi.Input<string> =>
+            typeof user === "string" ? remoteShell(user, action) : pulumi.output(user).apply((u) => remoteShell(u, action));
 
         this.converge = new command.remote.Command(
             `${name}-converge`,
             {
                 connection,
-                create: user.apply((u) => remoteShell(u, "converge")),
-                update: user.apply((u) => remoteShell(u, "converge")),
+                create: shell("converge"),
+                update: shell("converge"),
                 // Delete gets the same stdin (the last converged bundle): the script uninstalls what it installed.
-                delete: user.apply((u) => remoteShell(u, "uninstall")),
+                delete: shell("uninstall"),
                 // Always secret: it may carry the secrets drop-in, and its diff is unreadable anyway; the hash
                 // in `triggers` says when it changes, `npm run render` shows what.
                 stdin: pulumi.secret(installScript.apply((b) => b.installScript)),

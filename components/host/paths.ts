@@ -47,3 +47,20 @@ export const STATE_DIR = "/var/lib/falco-nodes";
 
 /** Marks a secret the bundle was rendered without (`npm run render`): converge refuses to install it. */
 export const SECRET_PLACEHOLDER_PREFIX = "@@falco-nodes-secret:";
+
+/**
+ * Plugins and rule sets converge installs with falcoctl (k8sAudit), one directory per artifact and pinned version
+ * (`k8saudit-0.18.0/libk8saudit.so`). Versioned directories make an upgrade safe to stage: the new files sit beside
+ * the ones Falco runs until the new falco.yaml that names them has passed `falco --dry-run`. Below STATE_DIR: not
+ * owned by any package (a Falco package that ships its own plugins cannot collide), root-only, read-only to Falco
+ * under ProtectSystem=strict, and watched by the self-protection rules like the rest of our state.
+ */
+export const ARTIFACTS_DIR = `${STATE_DIR}/artifacts`;
+
+/** The nftables ruleset that lets only the API servers reach the k8saudit webhook (table `inet falco_nodes`). */
+export const FIREWALL_RULES_PATH = "/etc/falco-nodes/k8s-audit.nft";
+/** The nftables table falco-nodes owns; nothing else of the host's firewall is touched. */
+export const FIREWALL_TABLE = "falco_nodes";
+/** Oneshot unit that loads the firewall ruleset at boot, before the network comes up and before Falco listens. */
+export const FIREWALL_UNIT_NAME = "falco-nodes-firewall.service";
+export const FIREWALL_UNIT_PATH = `/etc/systemd/system/${FIREWALL_UNIT_NAME}`;

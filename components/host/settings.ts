@@ -6,6 +6,7 @@
  * `HostSettingsError` that names the key and the fix, before anything is rendered or any resource declared.
  * Pure: no Pulumi, no I/O.
  */
+import { isIPv4, isIPv6 } from "net";
 import * as YAML from "yaml";
 import { z } from "zod";
 
@@ -183,6 +184,116 @@ export interface HardeningSettings {
     sshd?: SshdHardeningSettings;
 }
 
+/** Where a host's Kubernetes audit events come from. */
+export const K8sAuditVariant = {
+    /**
+     * The API server posts audit events to this host (`k8saudit` plugin, an HTTP(S) listener): self-managed
+     * clusters (kubeadm, k3s, ...), configured with the audit policy and webhook kubeconfig `npm run render` writes.
+     */
+    Webhook: "webhook",
+    /** The host polls the EKS cluster's CloudWatch audit log (`k8saudit-eks` plugin). Needs AWS credentials. */
+    Eks: "eks",
+} as const;
+export type K8sAuditVariant = (typeof K8sAuditVariant)[keyof typeof K8sAuditVariant];
+
+export interface K8sAuditPluginVersions {
+    /** The `k8saudit` plugin (webhook variant), exact `X.Y.Z`. Default `0.18.0`. */
+    k8saudit?: string;
+    /** The `k8saudit-eks` plugin (eks variant), exact `X.Y.Z`. Default `0.12.0` (built against k8saudit 0.18.0). */
+    k8sauditEks?: string;
+    /** The `json` plugin, which the upstream `k8saudit-rules` need for `jevt.*` fields. Default `0.7.3`. */
+    json?: string;
+    /** The upstream `k8saudit-rules` rule set (released with the plugin, same version). Default `0.18.0`. */
+    rules?: string;
+}
+
+export interface K8sAuditTlsSettings {
+    /**
+     * PEM file on the host holding the listener's certificate chain AND its private key, concatenated (the
+     * k8saudit plugin reads both from this one file). Setting it switches the webhook to HTTPS. Default none:
+     * plain HTTP, acceptable only on a trusted network segment, since the audit stream then crosses it in clear.
+     * falco-nodes never handles the key (it stays out of Pulumi state): provision the file yourself, root-owned,
+     * mode 0600; converge refuses a missing or group/world-readable file. Watched by the self-protection rules.
+     */
+    certificatePath?: string;
+}
+
+export interface K8sAuditEksSettings {
+    /** The EKS cluster's name (its audit log is CloudWatch log group `/aws/eks/<name>/cluster`). Required. */
+    clusterName?: string;
+    /** The cluster's AWS region, e.g. `eu-west-1`. Required: the plugin does not guess it. */
+    region?: string;
+    /** Seconds between two CloudWatch polls. Default 10: alerts lag the API call by up to this much. */
+    pollingIntervalSeconds?: number;
+    /**
+     * How far back (seconds) the first poll after a start reads. Default 60, so a restart of Falco misses less;
+     * events in that window may be reported again.
+     */
+    shiftSeconds?: number;
+}
+
+export interface K8sAuditSettings {
+    /**
+     * Watch the cluster's control plane from this host: Kubernetes audit events through Falco's `k8saudit`
+     * plugin (or `k8saudit-eks`), with our rules against tampering with the in-cluster Falco. Default false.
+     * Turn it on for ONE host per cluster: every audit event is delivered once, to one listener.
+     */
+    enabled?: boolean;
+    /** `webhook` (the API server posts to us) or `eks` (we poll CloudWatch). Default `webhook`. */
+    variant?: K8sAuditVariant;
+    /** Exact versions of the plugins and rule set converge installs with falcoctl. */
+    pluginVersions?: K8sAuditPluginVersions;
+    /**
+     * OCI repository prefix the artifacts are pulled from: `<registry>/plugin/<name>:<version>` and
+     * `<registry>/ruleset/k8saudit:<version>`. Default `ghcr.io/falcosecurity/plugins`; point it at a mirror on
+     * hosts without internet access.
+     */
+    registry?: string;
+    /**
+     * Webhook variant: the address the listener binds (an IPv4 or IPv6 address of this host). Default all
+     * addresses, with the firewall (`allowedSources`) deciding who may connect; set it to the interface the API
+     * servers reach to keep the port off the others.
+     */
+    listenAddress?: string;
+    /** Webhook variant: TCP port of the listener. Default 9765 (upstream's). */
+    port?: number;
+    /** Webhook variant: HTTPS for the listener. Default: plain HTTP. */
+    tls?: K8sAuditTlsSettings;
+    /**
+     * Webhook variant: CIDRs of the API servers, the only sources allowed to reach the listener (nftables on the
+     * host; the security group on AWS nodes). Required: the plugin authenticates nobody, so anyone who reaches the
+     * port can inject fake audit events or flood Falco. A `/0` is refused.
+     */
+    allowedSources?: string[];
+    /**
+     * Webhook variant: enforce `allowedSources` with an nftables table of our own (`inet falco_nodes`), loaded by
+     * converge and at boot by `falco-nodes-firewall.service`. Default true; converge fails if `nft` is missing.
+     * Set false only when another firewall you control enforces the same allowlist.
+     */
+    firewall?: boolean;
+    /** Load the upstream `k8saudit-rules` (privileged pods, RBAC grants, exec, ...). Default true. */
+    upstreamRules?: boolean;
+    /**
+     * Load our rules against tampering with the in-cluster Falco through the API (its DaemonSet, ConfigMaps,
+     * Secrets, RBAC, namespace and admission policy). Default true.
+     */
+    tamperRules?: boolean;
+    /** Namespace of the in-cluster Falco the tamper rules watch (FalcoCluster's `namespace`). Default `falco`. */
+    falcoNamespace?: string;
+    /**
+     * Helm release name of the in-cluster Falco (FalcoCluster's `releaseName`): it names the RBAC objects and the
+     * protection policy the tamper rules watch. Default `falco`.
+     */
+    falcoReleaseName?: string;
+    /**
+     * Kubernetes user names whose changes to Falco's objects are expected (the deployer, e.g. the CI identity
+     * running `pulumi up`): not alerted on. Default none. Keep in line with FalcoCluster's `protection.exemptUsers`.
+     */
+    trustedUsers?: string[];
+    /** The eks variant's cluster and polling. */
+    eks?: K8sAuditEksSettings;
+}
+
 /** Everything about one Falco host. Every field is optional; the defaults are what we would run. */
 export interface HostSettings {
     /** Exact Falco version (`X.Y.Z`). Default `0.44.1`. */
@@ -202,6 +313,8 @@ export interface HostSettings {
      */
     extraConfig?: Record<string, unknown>;
     hardening?: HardeningSettings;
+    /** Kubernetes audit events on this host (see `K8sAuditSettings`). Default off. */
+    k8sAudit?: K8sAuditSettings;
 }
 
 /** Values that must never reach state, logs or command lines in plain text. */
@@ -215,6 +328,26 @@ type DeepRequired<T> = T extends (infer U)[]
     : T extends object
       ? { [K in keyof T]-?: DeepRequired<NonNullable<T[K]>> }
       : T;
+
+/** `k8sAudit` with every default filled in. `eks` is set for the eks variant only. */
+export interface ResolvedK8sAuditSettings {
+    enabled: boolean;
+    variant: K8sAuditVariant;
+    pluginVersions: Required<K8sAuditPluginVersions>;
+    registry: string;
+    /** "" means all addresses. */
+    listenAddress: string;
+    port: number;
+    tls: { certificatePath?: string };
+    allowedSources: string[];
+    firewall: boolean;
+    upstreamRules: boolean;
+    tamperRules: boolean;
+    falcoNamespace: string;
+    falcoReleaseName: string;
+    trustedUsers: string[];
+    eks?: Required<K8sAuditEksSettings>;
+}
 
 /** Settings with every default filled in: what the renderers take. */
 export interface ResolvedHostSettings {
@@ -242,6 +375,7 @@ export interface ResolvedHostSettings {
         sysctl: { enabled: boolean; overrides: Record<string, string | number | null> };
         sshd: { enabled: boolean; permitRootLogin: boolean; overrides: Record<string, string | null> };
     };
+    k8sAudit: ResolvedK8sAuditSettings;
 }
 
 export const DEFAULT_FALCO_VERSION = "0.44.1";
@@ -249,6 +383,17 @@ export const FALCO_APT_REPO = "https://download.falco.org/packages/deb";
 export const FALCO_RPM_REPO = "https://download.falco.org/packages/rpm";
 export const FALCO_KEY_URL = "https://falco.org/repo/falcosecurity-packages.asc";
 export const FALCO_KEY_FINGERPRINT = "478B2FBBC75F4237B731DA4365106822B35B1B1F";
+export const DEFAULT_K8SAUDIT_PLUGIN_VERSIONS: Required<K8sAuditPluginVersions> = {
+    // k8saudit 0.18.0 and k8saudit-eks 0.12.0 were released together (falcosecurity/plugins #1401, #1402) and
+    // use plugin-sdk-go 0.8.3, as the 0.16 series the falco 0.44/0.45 charts pin does: the same plugin API.
+    k8saudit: "0.18.0",
+    k8sauditEks: "0.12.0",
+    json: "0.7.3",
+    rules: "0.18.0",
+};
+export const DEFAULT_K8SAUDIT_REGISTRY = "ghcr.io/falcosecurity/plugins";
+export const DEFAULT_K8SAUDIT_PORT = 9765;
+
 
 /** Bad host settings: `key` is the dotted path of the offending setting, the message says how to fix it. */
 export class HostSettingsError extends Error {
@@ -291,6 +436,21 @@ const enumOf = <T extends readonly [string, ...string[]]>(values: T) =>
 const objValues = <T extends Record<string, string>>(o: T) =>
     Object.values(o) as [T[keyof T], ...T[keyof T][]];
 
+/** An IPv4 or IPv6 CIDR (`10.0.0.0/24`, `2001:db8::/64`), address checked by Node's parser. */
+export function isCidr(v: string): boolean {
+    const m = /^([0-9a-fA-F:.]+)\/([0-9]{1,3})$/.exec(v);
+    if (!m) return false;
+    const bits = Number(m[2]);
+    return (isIPv4(m[1]) && bits <= 32) || (isIPv6(m[1]) && bits <= 128);
+}
+/** An IPv6 address or CIDR (what needs `[...]` in a URL and `ip6` in nftables). */
+export function isIpv6(v: string): boolean {
+    return v.includes(":");
+}
+const semver = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+$/, { message: "must be an exact version X.Y.Z (no ranges, no 'latest')" });
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Kubernetes user names as they appear in audit events (`system:serviceaccount:ns:name`, `alice@example.com`). */
+const K8S_USER = /^[A-Za-z0-9@:._\/+-]{1,253}$/;
 const RULE_FILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const SYSCTL_KEY = /^[a-z0-9_]+(\.[a-z0-9_*-]+)+$/;
 // Values are words separated by single spaces: no leading/trailing space, which would render as an empty or
@@ -371,6 +531,47 @@ const schema = z
                 defaultRules: z.boolean(),
                 builtin: z.array(enumOf(objValues(BuiltinRuleSet))),
                 custom: z.record(z.string(), z.string({ message: "must be the rule file's YAML text" })),
+            })
+            .partial()
+            .strict(),
+        k8sAudit: z
+            .object({
+                enabled: z.boolean(),
+                variant: enumOf(objValues(K8sAuditVariant)),
+                pluginVersions: z
+                    .object({ k8saudit: semver, k8sauditEks: semver, json: semver, rules: semver })
+                    .partial()
+                    .strict(),
+                registry: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$/, {
+                    message: "must be an OCI repository prefix such as ghcr.io/falcosecurity/plugins (lowercase, no scheme, no tag)",
+                }),
+                listenAddress: z.string().refine((v) => v === "" || isIPv4(v) || (isIPv6(v) && /^[0-9a-fA-F:.]+$/.test(v)), {
+                    message: "must be an IPv4 or IPv6 address of this host (no brackets, no port), or empty for all addresses",
+                }),
+                port: z.number().int().min(1024, { message: "must be 1024-65535 (Falco has no CAP_NET_BIND_SERVICE)" }).max(65535),
+                tls: z.object({ certificatePath: absPath("certificatePath") }).partial().strict(),
+                allowedSources: z.array(
+                    z.string().refine(isCidr, { message: "must be an IPv4 or IPv6 CIDR such as 10.0.0.10/32 or 2001:db8::/64" }),
+                ),
+                firewall: z.boolean(),
+                upstreamRules: z.boolean(),
+                tamperRules: z.boolean(),
+                falcoNamespace: z.string().regex(DNS_LABEL, { message: "must be a DNS label (lowercase letters, digits, -; max 63)" }),
+                falcoReleaseName: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/, {
+                    message: "must be a Helm release name (lowercase letters, digits, -; max 30)",
+                }),
+                trustedUsers: z.array(z.string().regex(K8S_USER, { message: "must be a Kubernetes user name (letters, digits, @ : . _ / + -)" })),
+                eks: z
+                    .object({
+                        clusterName: z.string().regex(/^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/, {
+                            message: "must be an EKS cluster name (letters, digits, - and _; max 100)",
+                        }),
+                        region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]+$/, { message: "must be an AWS region such as eu-west-1" }),
+                        pollingIntervalSeconds: z.number().int().min(1).max(3600),
+                        shiftSeconds: z.number().int().min(1).max(86400),
+                    })
+                    .partial()
+                    .strict(),
             })
             .partial()
             .strict(),
@@ -515,6 +716,8 @@ export function resolveHostSettings(input: HostSettings = {}, keyPrefix = ""): R
     if (s.perfEventParanoid && s.driver === Driver.Kmod)
         problems.push({ key: "perfEventParanoid", message: "only applies to the modern_ebpf driver; remove it or set driver: modern_ebpf/auto" });
 
+    const k8sAudit = resolveK8sAudit(s.k8sAudit ?? {}, problems);
+
     if (problems.length) throw new HostSettingsError(problems, keyPrefix);
 
     return {
@@ -548,6 +751,59 @@ export function resolveHostSettings(input: HostSettings = {}, keyPrefix = ""): R
                 overrides: s.hardening?.sshd?.overrides ?? {},
             },
         },
+        k8sAudit,
+    };
+}
+
+/** `k8sAudit` with its defaults, pushing problems that span keys (variant-specific requirements) to `problems`. */
+function resolveK8sAudit(k: K8sAuditSettings, problems: { key: string; message: string }[]): ResolvedK8sAuditSettings {
+    const enabled = k.enabled ?? false;
+    const variant = k.variant ?? K8sAuditVariant.Webhook;
+    const allowedSources = k.allowedSources ?? [];
+    const key = (sub: string) => `k8sAudit.${sub}`;
+    if (enabled && variant === K8sAuditVariant.Webhook) {
+        if (allowedSources.length === 0)
+            problems.push({
+                key: key("allowedSources"),
+                message: "required with the webhook variant: list the API servers' addresses (e.g. 10.0.0.10/32); the listener authenticates nobody",
+            });
+        for (const c of allowedSources)
+            if (/\/0+$/.test(c))
+                problems.push({ key: key("allowedSources"), message: `${c} admits every address: list the API servers' addresses instead` });
+        if (k.eks !== undefined) problems.push({ key: key("eks"), message: "only used with variant: eks; remove it or set k8sAudit.variant: eks" });
+    }
+    let eks: Required<K8sAuditEksSettings> | undefined;
+    if (variant === K8sAuditVariant.Eks) {
+        for (const [sub, given] of [["listenAddress", k.listenAddress], ["port", k.port], ["tls", k.tls], ["allowedSources", k.allowedSources], ["firewall", k.firewall]] as const)
+            if (given !== undefined)
+                problems.push({ key: key(sub), message: "only used with the webhook variant (the eks variant polls CloudWatch and listens on nothing); remove it" });
+        if (enabled && !k.eks?.clusterName) problems.push({ key: key("eks.clusterName"), message: "required with variant: eks: the EKS cluster's name" });
+        if (enabled && !k.eks?.region) problems.push({ key: key("eks.region"), message: "required with variant: eks: the cluster's AWS region, e.g. eu-west-1" });
+        eks = {
+            clusterName: k.eks?.clusterName ?? "",
+            region: k.eks?.region ?? "",
+            pollingIntervalSeconds: k.eks?.pollingIntervalSeconds ?? 10,
+            shiftSeconds: k.eks?.shiftSeconds ?? 60,
+        };
+    }
+    if (enabled && k.upstreamRules === false && k.tamperRules === false)
+        problems.push({ key: key("tamperRules"), message: "with upstreamRules also false no rule would read the audit events; enable one of them" });
+    return {
+        enabled,
+        variant,
+        pluginVersions: { ...DEFAULT_K8SAUDIT_PLUGIN_VERSIONS, ...k.pluginVersions },
+        registry: k.registry ?? DEFAULT_K8SAUDIT_REGISTRY,
+        listenAddress: k.listenAddress ?? "",
+        port: k.port ?? DEFAULT_K8SAUDIT_PORT,
+        tls: { certificatePath: k.tls?.certificatePath },
+        allowedSources,
+        firewall: k.firewall ?? true,
+        upstreamRules: k.upstreamRules ?? true,
+        tamperRules: k.tamperRules ?? true,
+        falcoNamespace: k.falcoNamespace ?? "falco",
+        falcoReleaseName: k.falcoReleaseName ?? "falco",
+        trustedUsers: k.trustedUsers ?? [],
+        eks,
     };
 }
 

@@ -6,6 +6,7 @@ import * as YAML from "yaml";
 import { BuiltinRuleSet, ResolvedHostSettings } from "../host/settings";
 import { appConfigExampleRuleItems } from "./appConfigExample";
 import { baseRuleItems } from "./base";
+import { k8sAuditTamperRuleItems } from "./k8sAuditTamper";
 import { selfProtectionRuleItems } from "./selfProtection";
 import { FalcoRuleItem, RuleFile } from "./types";
 
@@ -21,12 +22,22 @@ export {
     selfProtectionRuleItems,
 } from "./selfProtection";
 export { APP_CONFIG_DIR, APP_CONFIG_RULE, appConfigExampleRuleItems } from "./appConfigExample";
+export {
+    K8S_AUDIT_SOURCE,
+    K8S_TAMPER_LISTS,
+    K8S_TAMPER_MACROS,
+    K8S_TAMPER_PLUGIN_REQUIREMENTS,
+    K8S_TAMPER_RULES,
+    k8sAuditTamperRuleItems,
+} from "./k8sAuditTamper";
 
 export const BASE_RULE_FILE = "00-falco-nodes-base.yaml";
 export const BUILTIN_RULE_FILES: Record<BuiltinRuleSet, string> = {
     [BuiltinRuleSet.SelfProtection]: "10-falco-nodes-self-protection.yaml",
     [BuiltinRuleSet.AppConfigExample]: "20-falco-nodes-app-config-example.yaml",
 };
+/** Our k8s_audit rules (`k8sAudit.tamperRules`): after the built-in syscall sets, before the user's files. */
+export const K8S_AUDIT_TAMPER_RULE_FILE = "30-falco-nodes-k8s-audit-tamper.yaml";
 /** Users' files come after ours, so they can append to or override our lists, macros and rules. */
 export const CUSTOM_RULE_FILE_PREFIX = "50-";
 
@@ -58,7 +69,7 @@ function itemsFor(set: BuiltinRuleSet, s: ResolvedHostSettings): FalcoRuleItem[]
 
 /**
  * Every file for `/etc/falco/rules.d`, in load order: shared macros (when any built-in set is on), the
- * built-in sets, then `rules.custom` as `50-<name>.yaml` with the user's text verbatim after a header comment.
+ * built-in sets, the k8s_audit tamper rules (with `k8sAudit`), then `rules.custom` as `50-<name>.yaml` with the user's text verbatim after a header comment.
  */
 export function renderRuleFiles(s: ResolvedHostSettings): RuleFile[] {
     const files: RuleFile[] = [];
@@ -66,6 +77,8 @@ export function renderRuleFiles(s: ResolvedHostSettings): RuleFile[] {
     if (builtin.length) files.push({ fileName: BASE_RULE_FILE, content: renderRuleItems(baseRuleItems(), "shared macros") });
     for (const set of builtin)
         files.push({ fileName: BUILTIN_RULE_FILES[set], content: renderRuleItems(itemsFor(set, s), `rule set ${set}`) });
+    if (s.k8sAudit.enabled && s.k8sAudit.tamperRules)
+        files.push({ fileName: K8S_AUDIT_TAMPER_RULE_FILE, content: renderRuleItems(k8sAuditTamperRuleItems(s), "k8sAudit.tamperRules") });
     for (const name of Object.keys(s.rules.custom).sort()) {
         if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name))
             throw new Error(`rules.custom.${JSON.stringify(name)}: rule file names must match [a-z0-9][a-z0-9_-]*`);

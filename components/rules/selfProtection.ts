@@ -7,13 +7,30 @@
  * renderers and the converge script write. No `container.*` field is used: the set needs no plugin and loads
  * with or without the package's default rules.
  *
+ * Reviewed against what an attacker with root tries first (docs/threat-model.md has the full table): stop,
+ * disable or mask the unit (systemctl rule; runtime drop-ins and masks under /run are watched paths too), kill
+ * it (signal rule), edit its config, rules, unit or plugins, or swap the binary (files rule; plugins live below
+ * STATE_DIR), unload the kmod driver (module-unload rule), load code into the kernel (module and BPF rules), open
+ * the k8saudit port to everyone (firewall rule). Filling the disk is not detected by a rule: Falco keeps running
+ * (its outputs do not need the disk, the alert file stops growing) and the heartbeat shows it.
+ *
  * Known gaps, so nobody over-trusts these rules: a SIGKILL may kill Falco before it reports the kill;
  * `pidfd_send_signal`, `fchmodat2` and the new mount API (`move_mount`) reach Falco as generic events without
  * their arguments and are not matched; a root attacker can mimic converge (see `falco_nodes_converge`). The
  * heartbeat (`metrics.output_rule`) going missing centrally is the backstop for all of them.
  */
 import * as path from "path";
-import { FALCO_CONFIG_DIR, STATE_DIR, UNIT_DROPIN_DIR, UNIT_NAME, UNIT_PATH } from "../host/paths";
+import { firewallEnabled } from "../host/k8sAudit";
+import {
+    FALCO_CONFIG_DIR,
+    FIREWALL_RULES_PATH,
+    FIREWALL_TABLE,
+    FIREWALL_UNIT_PATH,
+    STATE_DIR,
+    UNIT_DROPIN_DIR,
+    UNIT_NAME,
+    UNIT_PATH,
+} from "../host/paths";
 import { Driver, ResolvedHostSettings } from "../host/settings";
 import { BASE_MACROS } from "./base";
 import { FalcoException, FalcoRuleItem, WHO_FIELDS, belowOrAt, falcoString } from "./types";
@@ -46,17 +63,44 @@ export const SELF_PROTECTION_LISTS = {
 
 export const SELF_PROTECTION_RULES = {
     unitImpaired: "Falco-nodes unit stopped, disabled or masked",
+    moduleUnload: "Falco kernel module unloaded",
     signal: "Signal sent to the Falco process",
     filesChanged: "Falco configuration, unit or binary changed",
     moduleLoad: "Kernel module loaded on a Falco node",
     bpfLoad: "BPF program loaded by an unexpected process",
 } as const;
 
-/** What the file rules protect: whole directories and single files. */
+/** Runtime copies of the unit and its drop-ins (`systemctl edit --runtime`, `mask --runtime`, `set-property`). */
+export const RUNTIME_UNIT_PATHS = {
+    dirs: [`/run/systemd/system/${UNIT_NAME}.d`, `/run/systemd/system.control/${UNIT_NAME}.d`, `/etc/systemd/system.control/${UNIT_NAME}.d`],
+    files: [`/run/systemd/system/${UNIT_NAME}`],
+} as const;
+
+/** Rule (only with the k8sAudit firewall): the nftables table that keeps the webhook to the API servers. */
+export const SELF_PROTECTION_FIREWALL_RULE = "Falco-nodes firewall changed";
+
+/**
+ * What the file rules protect: whole directories and single files. The k8saudit plugins and rules live below
+ * STATE_DIR; the firewall ruleset, its unit and the webhook's TLS certificate are added when configured.
+ */
 export function protectedPaths(s: ResolvedHostSettings): { dirs: string[]; files: string[] } {
+    const firewall = firewallEnabled(s);
+    const cert = s.k8sAudit.enabled ? s.k8sAudit.tls.certificatePath : undefined;
     return {
-        dirs: [FALCO_CONFIG_DIR, UNIT_DROPIN_DIR, STATE_DIR],
-        files: [UNIT_PATH, s.install.binaryPath],
+        dirs: [
+            FALCO_CONFIG_DIR,
+            UNIT_DROPIN_DIR,
+            STATE_DIR,
+            ...RUNTIME_UNIT_PATHS.dirs,
+            ...(firewall ? [path.posix.dirname(FIREWALL_RULES_PATH)] : []),
+        ],
+        files: [
+            UNIT_PATH,
+            s.install.binaryPath,
+            ...RUNTIME_UNIT_PATHS.files,
+            ...(firewall ? [FIREWALL_UNIT_PATH] : []),
+            ...(cert && !cert.startsWith(`${FALCO_CONFIG_DIR}/`) ? [cert] : []),
+        ],
     };
 }
 
@@ -168,6 +212,44 @@ export function selfProtectionRuleItems(s: ResolvedHostSettings): FalcoRuleItem[
             priority: "CRITICAL",
             tags: [...TAGS, "filesystem", "mitre_defense_evasion", "T1562.001"],
         },
+        {
+            rule: SELF_PROTECTION_RULES.moduleUnload,
+            desc:
+                "The falco kernel module (kmod driver) was unloaded, or someone tried: without it Falco sees nothing. " +
+                "systemd unloading it when the kmod unit stops (ExecStopPost) is excepted; stopping the unit is " +
+                "reported by the systemctl rule.",
+            condition: `evt.type = delete_module\nand evt.arg.name = ${falcoString("falco")}\nand ${notConverge}`,
+            output: `Falco kernel module unloaded | module=%evt.arg.name res=%evt.res evt_type=%evt.type ${WHO_FIELDS}`,
+            priority: "CRITICAL",
+            tags: [...TAGS, "process", "mitre_defense_evasion", "T1562.001"],
+            exceptions: [
+                {
+                    name: "systemd_stopping_the_unit",
+                    fields: ["proc.name", "proc.pexepath"],
+                    comps: ["=", "in"],
+                    values: [["rmmod", SYSTEMD_EXEPATHS]],
+                },
+            ],
+        },
+        ...(firewallEnabled(s)
+            ? [
+                  {
+                      rule: SELF_PROTECTION_FIREWALL_RULE,
+                      desc:
+                          `nft was run to delete, flush or edit falco-nodes' table (inet ${FIREWALL_TABLE}), or to flush ` +
+                          "the whole ruleset: that opens the k8saudit webhook to everyone. Converge's own runs are excepted.",
+                      condition: [
+                          `${BASE_MACROS.spawnedProcess}`,
+                          "and proc.name = nft",
+                          `and (proc.args contains ${falcoString(FIREWALL_TABLE)} or proc.args contains ${falcoString("flush ruleset")})`,
+                          `and ${notConverge}`,
+                      ].join("\n"),
+                      output: `Falco-nodes firewall changed with nft | ${WHO_FIELDS}`,
+                      priority: "CRITICAL" as const,
+                      tags: [...TAGS, "process", "network", "mitre_defense_evasion", "T1562.004"],
+                  },
+              ]
+            : []),
         {
             rule: SELF_PROTECTION_RULES.moduleLoad,
             desc:

@@ -35,9 +35,23 @@ export interface FalcoRule {
     priority: FalcoPriority;
     tags: string[];
     exceptions?: FalcoException[];
+    /** The event source; absent means `syscall`. Plugin rules name theirs (`k8s_audit`). */
+    source?: string;
 }
 
-export type FalcoRuleItem = FalcoMacro | FalcoList | FalcoRule;
+/** A plugin (or an alternative to it) a rules file needs, at a minimum version (same major, semver-compatible). */
+export interface FalcoPluginRequirement {
+    name: string;
+    version: string;
+    alternatives?: { name: string; version: string }[];
+}
+
+/** `- required_plugin_versions: [...]`: Falco refuses the file unless these plugins are loaded. */
+export interface FalcoRequiredPlugins {
+    required_plugin_versions: FalcoPluginRequirement[];
+}
+
+export type FalcoRuleItem = FalcoMacro | FalcoList | FalcoRule | FalcoRequiredPlugins;
 
 /** A file for `/etc/falco/rules.d`. */
 export interface RuleFile {

@@ -134,6 +134,22 @@ describe("stack config: parseStackConfig", () => {
         assert.strictEqual(n.viaBastion, false);
     });
 
+    it("passes the Kubernetes audit access settings through to the AWS node", () => {
+        const cfg = parse({
+            "falco-nodes:aws": { ...awsDefaults, k8sAuditSourceSecurityGroupIds: ["sg-0123456789abcdef0"] },
+            "falco-nodes:falco": { k8sAudit: { enabled: true, variant: "eks", eks: { clusterName: "prod", region: "eu-west-1" } } },
+            "falco-nodes:nodes": [{ name: "a", kind: "aws", aws: { k8sAuditEksLogAccess: true } }],
+        });
+        const n = cfg.nodes[0];
+        assert.ok(n.kind === "aws");
+        assert.strictEqual(n.aws.k8sAuditEksLogAccess, true);
+        assert.deepStrictEqual(n.aws.k8sAuditSourceSecurityGroupIds, ["sg-0123456789abcdef0"]);
+        assert.deepStrictEqual(
+            problems({ "falco-nodes:aws": { ...awsDefaults, k8sAuditSourceSecurityGroupIds: ["web"] }, "falco-nodes:nodes": [] }).map((p) => p.key),
+            ["falco-nodes:aws.k8sAuditSourceSecurityGroupIds[0]"],
+        );
+    });
+
     it("an AWS node's package source follows its OS, as AwsFalcoNode installs it", () => {
         const cfg = parse({
             "falco-nodes:aws": awsDefaults,

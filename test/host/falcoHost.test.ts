@@ -51,6 +51,28 @@ describe("FalcoHost", () => {
         assert.equal(remoteShell("ubuntu", "uninstall"), "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- uninstall");
     });
 
+    it("builds the same commands from a user known only later (an Output)", async () => {
+        const host = new FalcoHost("later-user", args({}, { connection: { ...args().connection, user: pulumi.output("ops") } }));
+        await outputOf(host.falcoVersion);
+        const cmd = commandOf("later-user");
+        assert.equal(cmd.inputs.create, "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- converge");
+        assert.equal(cmd.inputs.update, "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- converge");
+        assert.equal(cmd.inputs.delete, "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- uninstall");
+    });
+
+    it("hosts with the same settings and secret get the same bundle; another secret changes only the secret parts", async () => {
+        const withUrl = (name: string, url: string) =>
+            new FalcoHost(name, args({ outputs: { http: { enabled: true } } }, { secrets: { httpOutputUrl: pulumi.secret(url) } }));
+        const hosts = [withUrl("same-a", WEBHOOK), withUrl("same-b", WEBHOOK), withUrl("other", `${WEBHOOK}-rotated`)];
+        await Promise.all(hosts.map((h) => outputOf(h.falcoVersion)));
+        const [a, b, other] = ["same-a", "same-b", "other"].map(commandOf);
+        assert.equal(a.inputs.stdin, b.inputs.stdin);
+        assert.deepStrictEqual(a.inputs.triggers, b.inputs.triggers);
+        assert.notEqual(other.inputs.stdin, a.inputs.stdin);
+        assert.equal(other.inputs.triggers[0], a.inputs.triggers[0], "the public hash does not depend on the secret");
+        assert.notEqual(other.inputs.triggers[1], a.inputs.triggers[1], "the secrets trigger does");
+    });
+
     it("reports the version and driver the converge script printed", async () => {
         const host = new FalcoHost("report", args({ driver: "auto" }));
         assert.equal(await outputOf(host.falcoVersion), "0.44.1");

@@ -35,6 +35,7 @@ export const FAKE_AMI_ID = "ami-0123456789abcdef0";
 export const FAKE_VPC_ID = "vpc-0aaaabbbbccccdddd";
 export const FAKE_PRIVATE_IP = "10.0.1.23";
 export const FAKE_PUBLIC_IP = "198.51.100.7";
+export const FAKE_ACCOUNT_ID = "123456789012";
 
 /** Install the mocks (call in `before`/`beforeEach`: setMocks is process-wide). Built on pulumiMocks. */
 export function setupAwsMocks(): AwsMockRecorder {
@@ -58,6 +59,12 @@ export function setupAwsMocks(): AwsMockRecorder {
                 "aws:ec2/getAmi:getAmi": () => ({ id: FAKE_AMI_ID, imageId: FAKE_AMI_ID }),
                 "aws:ec2/getSubnet:getSubnet": (inputs) => ({ id: inputs.id, vpcId: FAKE_VPC_ID }),
                 "aws:index/getPartition:getPartition": () => ({ id: "aws", partition: "aws", dnsSuffix: "amazonaws.com" }),
+                "aws:index/getCallerIdentity:getCallerIdentity": () => ({
+                    id: FAKE_ACCOUNT_ID,
+                    accountId: FAKE_ACCOUNT_ID,
+                    arn: `arn:aws:iam::${FAKE_ACCOUNT_ID}:user/ci`,
+                    userId: "AIDAEXAMPLE",
+                }),
             },
         },
     );

@@ -7,6 +7,7 @@
 import Ajv, { ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 import * as fs from "fs";
+import * as path from "path";
 import { referencePath } from "./reference";
 
 // --- schemas ---------------------------------------------------------------------------------------------
@@ -57,6 +58,53 @@ export function knownFields(): Map<string, FieldInfo> {
     return fieldCache;
 }
 
+/** Fields of the `evt (All event types)` class of fields.txt: valid for plugin event sources too. */
+let universalCache: Set<string> | undefined;
+export function universalFields(): Set<string> {
+    if (universalCache) return universalCache;
+    universalCache = new Set();
+    let inClass = false;
+    for (const line of fs.readFileSync(referencePath("falco", "fields.txt"), "utf8").split("\n")) {
+        const cls = /^Field Class:\s+(.*)$/.exec(line);
+        if (cls) {
+            inClass = cls[1].trim() === "evt (All event types)";
+            continue;
+        }
+        const m = /^([a-z][A-Za-z0-9_.]*)\s/.exec(line);
+        if (inClass && m && !/^(Description|Event Sources):/.test(line)) universalCache.add(m[1]);
+    }
+    return universalCache;
+}
+
+/**
+ * Fields of the k8saudit and json plugins (`ka.*`, `json.*`, `jevt.*`), from the fixture copied from upstream
+ * (test/fixtures/k8saudit/fields.md, which says where it came from): what `k8s_audit` rules may use besides
+ * the universal `evt.*` fields.
+ */
+let pluginFieldCache: Map<string, FieldInfo> | undefined;
+export function k8sAuditFields(): Map<string, FieldInfo> {
+    if (pluginFieldCache) return pluginFieldCache;
+    pluginFieldCache = new Map();
+    const file = path.resolve(__dirname, "..", "fixtures", "k8saudit", "fields.md");
+    for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+        const m = /^\| `([a-z][A-Za-z0-9_.]*)` \| `[^`]+` \| ([^|]+) \|/.exec(line);
+        if (!m) continue;
+        const arg = m[2].trim();
+        pluginFieldCache.set(m[1], { argRequired: arg === "Key, Required", argAllowed: arg === "Index" || arg.startsWith("Key") });
+    }
+    return pluginFieldCache;
+}
+
+/** The fields a rule of `source` may use (name -> argument kind). */
+export function fieldsForSource(source: string): Map<string, FieldInfo> {
+    if (source === "syscall") return knownFields();
+    if (source !== "k8s_audit") throw new Error(`no field catalogue for event source ${source}`);
+    const all = knownFields();
+    const out = new Map(k8sAuditFields());
+    for (const name of universalFields()) if (all.has(name)) out.set(name, all.get(name)!);
+    return out;
+}
+
 interface EventCatalogue {
     /** Event names (`evt.type` values). */
     names: Set<string>;
@@ -85,9 +133,12 @@ export function eventCatalogue(): EventCatalogue {
     return eventCache;
 }
 
-/** Why `field` (as written in a condition or output, e.g. `proc.aname[2]`, `evt.arg.pid`) is unknown, or undefined. */
-export function fieldProblem(field: string): string | undefined {
-    const fields = knownFields();
+/**
+ * Why `field` (as written in a condition or output, e.g. `proc.aname[2]`, `evt.arg.pid`) is unknown to rules
+ * of `source`, or undefined.
+ */
+export function fieldProblem(field: string, source = "syscall"): string | undefined {
+    const fields = fieldsForSource(source);
     const m = /^([A-Za-z0-9_.]+?)(?:\[([^\]]*)\])?$/.exec(field);
     if (!m) return `malformed field ${field}`;
     const [, name, arg] = m;
@@ -99,7 +150,7 @@ export function fieldProblem(field: string): string | undefined {
     }
     // evt.arg.NAME / evt.rawarg.NAME: the argument is given after a dot and must be some event's parameter.
     const dotted = /^(evt\.arg|evt\.rawarg)\.([A-Za-z0-9_]+)$/.exec(name);
-    if (dotted && fields.has(dotted[1])) {
+    if (dotted && fields.has(dotted[1]) && source === "syscall") {
         return eventCatalogue().params.has(dotted[2]) ? undefined : `no event has a parameter named ${dotted[2]}`;
     }
     return `unknown field ${field}`;
@@ -199,6 +250,8 @@ interface RuleItem {
     output?: string;
     items?: unknown[];
     exceptions?: { name: string; fields?: string[] | string }[];
+    /** Event source of a rule; absent means `syscall`. */
+    source?: string;
 }
 
 /**
@@ -214,15 +267,39 @@ export function referenceProblems(
     const lists = new Set([...(opts.extraLists ?? []), ...items.filter((i) => i.list).map((i) => i.list!)]);
     const events = eventCatalogue();
     const problems: string[] = [];
+    const macroConditions = new Map(items.filter((i) => i.macro && i.condition !== undefined).map((i) => [i.macro!, i.condition!]));
+    /** Macros a condition uses, directly or through other macros. */
+    const macrosUsed = (condition: string, seen = new Set<string>()): Set<string> => {
+        for (const m of conditionRefs(condition).macros) {
+            if (seen.has(m) || !macroConditions.has(m)) continue;
+            seen.add(m);
+            macrosUsed(macroConditions.get(m)!, seen);
+        }
+        return seen;
+    };
+    const macroFieldCache = new Map<string, string[]>();
+    const macroFields = (m: string): string[] => {
+        if (!macroFieldCache.has(m)) macroFieldCache.set(m, [...new Set(conditionRefs(macroConditions.get(m)!).fields)]);
+        return macroFieldCache.get(m)!;
+    };
     for (const item of items) {
         const where = item.rule ? `rule "${item.rule}"` : item.macro ? `macro ${item.macro}` : `list ${item.list}`;
+        const source = item.source ?? "syscall";
         if (item.condition !== undefined) {
             const refs = conditionRefs(item.condition);
             for (const m of refs.macros) if (!macros.has(m)) problems.push(`${where}: unknown macro ${m}`);
+            // A macro has no source of its own: its fields must exist for some source, and for each rule using it
+            // in that rule's source (checked below, through the rule).
             for (const f of refs.fields) {
-                const p = fieldProblem(f);
+                const p = item.macro ? (fieldProblem(f) && fieldProblem(f, "k8s_audit")) : fieldProblem(f, source);
                 if (p) problems.push(`${where}: ${p}`);
             }
+            if (item.rule)
+                for (const m of macrosUsed(item.condition))
+                    for (const f of macroFields(m)) {
+                        const p = fieldProblem(f, source);
+                        if (p) problems.push(`${where} (through macro ${m}): ${p}`);
+                    }
             for (const e of refs.evtTypes) {
                 if (lists.has(e)) continue;
                 if (!events.names.has(e)) problems.push(`${where}: unknown event type ${e}`);
@@ -232,12 +309,12 @@ export function referenceProblems(
                 for (const l of refs.listItems) if (!lists.has(l)) problems.push(`${where}: unknown list ${l}`);
         }
         for (const f of item.output ? outputFields(item.output) : []) {
-            const p = fieldProblem(f);
+            const p = fieldProblem(f, source);
             if (p) problems.push(`${where} output: ${p}`);
         }
         for (const ex of item.exceptions ?? []) {
             for (const f of ([] as string[]).concat(ex.fields ?? [])) {
-                const p = fieldProblem(f);
+                const p = fieldProblem(f, source);
                 if (p) problems.push(`${where} exception ${ex.name}: ${p}`);
             }
         }

@@ -1,9 +1,10 @@
 /**
  * Runs the real generated host script, as root, without touching this machine: each run happens in a private
- * mount namespace where /etc and /var/lib are overlays whose writes land in the sandbox's own directories,
- * /run is a fresh tmpfs (with /run/systemd/system, so the script sees a systemd host, unless asked not to),
- * and /usr/local/sbin (first on the script's fixed PATH) holds fakes of systemctl, journalctl, sysctl, sshd and
- * curl that keep their state in the sandbox. Falco itself is a fake binary installed as `preinstalled`.
+ * mount namespace (and an empty network namespace) where /etc and /var/lib are overlays whose writes land in the
+ * sandbox's own directories, /run is a fresh tmpfs (with /run/systemd/system, so the script sees a systemd host,
+ * unless asked not to), and /usr/local/sbin (first on the script's fixed PATH) holds fakes of systemctl,
+ * journalctl, sysctl, sshd, curl, falcoctl and nft that keep their state in the sandbox. Falco itself is a fake
+ * binary installed as `preinstalled`.
  *
  * Nothing in the script knows about this: no test hooks, the production code paths run. What cannot be
  * exercised here (real systemd, packages, a real Falco) is the VM suite's job.
@@ -11,7 +12,11 @@
  * Fake behaviour the tests rely on:
  * - falco `--dry-run` fails when any file under /etc/falco contains INVALID_FOR_FALCO;
  * - `systemctl restart` fails when any file under /etc/falco contains FAIL_AT_START;
- * - `sshd -t` fails when any file under /etc/ssh/sshd_config.d contains BadDirective.
+ * - `sshd -t` fails when any file under /etc/ssh/sshd_config.d contains BadDirective;
+ * - `falcoctl artifact install` writes a small fake file per reference (`lib<name>.so` for `.../plugin/<name>`,
+ *   `k8s_audit_rules.yaml` for `.../ruleset/k8saudit`), and fails when the state has `falcoctl-fail`;
+ * - `nft -f` keeps the loaded file as the state's `nft-ruleset` (the "kernel's" table), `list table` succeeds while
+ *   it exists, `delete table` removes it; `nft -c` fails when the state has `nft-reject`.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -23,7 +28,7 @@ export const FAKE_FALCO_VERSION = "0.44.1";
 /** Whether this machine can run the sandbox (root, unshare, overlayfs). */
 export function sandboxAvailable(): boolean {
     if (process.getuid?.() !== 0) return false;
-    const probe = spawnSync("unshare", ["--mount", "--propagation", "private", "true"]);
+    const probe = spawnSync("unshare", ["--mount", "--net", "--propagation", "private", "true"]);
     return probe.status === 0;
 }
 
@@ -41,17 +46,24 @@ export interface RunOptions {
     /** Whether /run/systemd/system exists (systemd is PID 1). Default true. */
     systemd?: boolean;
     args?: string[];
+    /** Tools to make unavailable (every copy on the script's PATH is covered by a non-executable file). */
+    hide?: string[];
 }
 
 const WRAPPER = String.raw`
 set -euo pipefail
-R=$1 SCRIPT=$2 MODE=$3 SYSTEMD=$4
-shift 4
+R=$1 SCRIPT=$2 MODE=$3 SYSTEMD=$4 HIDE=$5
+shift 5
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$R/etc/upper,workdir=$R/etc/work" /etc
 mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$R/varlib/upper,workdir=$R/varlib/work" /var/lib
 mount --bind "$R/fakebin" /usr/local/sbin
 mount -t tmpfs -o mode=0755 tmpfs /run
 if [[ $SYSTEMD == yes ]]; then mkdir -p /run/systemd/system; fi
+for tool in $HIDE; do
+    for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+        if [[ -e $dir/$tool ]]; then mount --bind /dev/null "$dir/$tool"; fi
+    done
+done
 case $MODE in
 stdin) exec bash -s -- "$@" <"$SCRIPT" ;;
 file) exec bash "$SCRIPT" "$@" ;;
@@ -117,6 +129,53 @@ printf '%s\n' "$*" >>__STATE__/curl.log
 [[ -e __STATE__/active/falco-nodes.service ]]
 `;
 
+const FAKE_FALCOCTL = String.raw`#!/bin/bash
+S=__STATE__
+printf '%s
+' "$*" >>"$S/falcoctl.log"
+[[ ${"${"}1:-} == artifact && ${"${"}2:-} == install ]] || { echo "fake falcoctl: unsupported: $*" >&2; exit 1; }
+shift 2
+pdir=/usr/share/falco/plugins rdir=/etc/falco refs=()
+while (($#)); do
+    case $1 in
+    --plugins-dir) pdir=$2; shift ;;
+    --rulesfiles-dir) rdir=$2; shift ;;
+    --config | --log-format | --allowed-types) shift ;;
+    --) shift; refs+=("$@"); break ;;
+    -*) ;;
+    *) refs+=("$1") ;;
+    esac
+    shift
+done
+if [[ -e $S/falcoctl-fail ]]; then echo "ERROR unable to get manifest: unable to fetch reference" >&2; exit 1; fi
+for ref in "${"${"}refs[@]}"; do
+    repo=${"${"}ref%:*} version=${"${"}ref##*:}
+    name=${"${"}repo##*/}
+    case $repo in
+    */plugin/*) printf 'fake plugin %s %s
+' "$name" "$version" >"$pdir/lib$name.so" ;;
+    */ruleset/*) printf -- '- list: fake_k8s_audit_rules
+  items: [%s]
+' "$version" >"$rdir/k8s_audit_rules.yaml" ;;
+    *) echo "fake falcoctl: unknown reference $ref" >&2; exit 1 ;;
+    esac
+done
+`;
+
+const FAKE_NFT = String.raw`#!/bin/bash
+S=__STATE__
+printf '%s
+' "$*" >>"$S/nft.log"
+case "$1 ${"${"}2:-}" in
+"-c -f")
+    if [[ -e $S/nft-reject ]]; then echo "$3:7:3-10: Error: syntax error, unexpected junk" >&2; exit 1; fi ;;
+"-f "*) cp -- "$2" "$S/nft-ruleset" ;;
+"list table") [[ -e $S/nft-ruleset ]] || { echo "Error: No such file or directory" >&2; exit 1; } ;;
+"delete table") [[ -e $S/nft-ruleset ]] || { echo "Error: No such file or directory" >&2; exit 1; }; rm -f -- "$S/nft-ruleset" ;;
+*) echo "fake nft: unsupported: $*" >&2; exit 1 ;;
+esac
+`;
+
 const FAKE_FALCO = String.raw`#!/bin/bash
 printf '%s\n' "$*" >>__STATE__/falco.log
 if [[ ${"${"}1:-} == --version ]]; then
@@ -151,6 +210,8 @@ export class HostSandbox {
         write(path.join(this.root, "fakebin", "sysctl"), FAKE_SYSCTL);
         write(path.join(this.root, "fakebin", "sshd"), FAKE_SSHD);
         write(path.join(this.root, "fakebin", "curl"), FAKE_CURL);
+        write(path.join(this.root, "fakebin", "falcoctl"), FAKE_FALCOCTL);
+        write(path.join(this.root, "fakebin", "nft"), FAKE_NFT);
         this.falco = path.join(this.root, "bin", "falco");
         write(this.falco, FAKE_FALCO);
         // A host with sshd (its config includes the drop-in directory) that is running.
@@ -168,7 +229,20 @@ export class HostSandbox {
         return fs.existsSync(path.join(this.state, kind, unit));
     }
 
-    /** Lines a fake logged (`systemctl`, `falco`, `sysctl`, `sshd`, `curl`). */
+    /** Create (or with false, remove) a marker file in the fakes' state (`falcoctl-fail`, `nft-reject`, `nft-ruleset`). */
+    mark(name: string, present = true): void {
+        const file = path.join(this.state, name);
+        if (present) fs.writeFileSync(file, "");
+        else fs.rmSync(file, { force: true });
+    }
+
+    /** A file in the fakes' state (e.g. `nft-ruleset`, the ruleset the fake kernel holds), or undefined. */
+    stateFile(name: string): string | undefined {
+        const file = path.join(this.state, name);
+        return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
+    }
+
+    /** Lines a fake logged (`systemctl`, `falco`, `sysctl`, `sshd`, `curl`, `falcoctl`, `nft`). */
     log(tool: string): string[] {
         const file = path.join(this.state, `${tool}.log`);
         return fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
@@ -241,8 +315,8 @@ export class HostSandbox {
         fs.writeFileSync(file, script, { mode: 0o644 });
         const r = spawnSync(
             "unshare",
-            ["--mount", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
-                options.mode ?? "stdin", options.systemd === false ? "no" : "yes", ...(options.args ?? [])],
+            ["--mount", "--net", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
+                options.mode ?? "stdin", options.systemd === false ? "no" : "yes", (options.hide ?? []).join(" "), ...(options.args ?? [])],
             { encoding: "utf8", timeout: 180_000 },
         );
         const last = r.stdout.trim().split("\n").pop() ?? "";

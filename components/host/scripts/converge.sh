@@ -32,7 +32,7 @@ readonly SECRET_PLACEHOLDER=@@falco-nodes-secret:
 readonly LOCK_FILE=/run/falco-nodes.lock
 readonly PAYLOAD_FORMAT=1
 readonly STAGE_SUFFIX=.falco-nodes-new
-readonly FILE_GROUPS=" falco unit unit-modern_ebpf unit-kmod unit-dropin-perf sysctl sshd logrotate "
+readonly FILE_GROUPS=" falco unit unit-modern_ebpf unit-kmod unit-dropin-perf sysctl sshd logrotate firewall firewall-unit "
 
 # Where converge puts Falco's package sources (ours alone: uninstall removes exactly these).
 readonly APT_KEYRING=/usr/share/keyrings/falco-nodes-falco.gpg
@@ -64,6 +64,8 @@ cleanup() {
     local staged
     for staged in "${STAGED[@]}"; do rm -f -- "$staged"; done
     if [[ -n $WORK ]]; then rm -rf -- "$WORK"; fi
+    # A run that failed before writing any state leaves no empty state directory behind.
+    rmdir -- "$STATE_DIR" 2>/dev/null || true
 }
 
 # --- preflight (nothing on the host changes before these pass) ----------------------------------------------
@@ -98,6 +100,29 @@ require_space() {
     local dir=$1 need=$2 have
     have=$(free_mib "$dir")
     ((have >= need)) || die "no space: $dir has ${have} MiB free, falco-nodes needs at least ${need} MiB there; free some space and run again (nothing was changed)"
+}
+
+# Every filesystem a bundle file lands on needs room, not only /etc's: /etc/falco may be a volume of its own.
+# One df for all of them, before anything changes, so a full disk fails here with a clear message.
+require_space_for_files() {
+    local i dir avail dirs=() have=()
+    local -A seen=()
+    for i in "${!B_PATH[@]}"; do
+        dir=${B_PATH[i]%/*}
+        while [[ -n $dir && ! -d $dir ]]; do dir=${dir%/*}; done
+        dir=${dir:-/}
+        [[ -z ${seen[$dir]:-} ]] || continue
+        seen[$dir]=1
+        dirs+=("$dir")
+    done
+    ((${#dirs[@]} > 0)) || return 0
+    mapfile -t have < <(df -k --output=avail -- "${dirs[@]}" | tail -n +2)
+    for i in "${!dirs[@]}"; do
+        avail=${have[i]//[[:space:]]/}
+        [[ $avail =~ ^[0-9]+$ ]] || die "could not tell the free space of ${dirs[i]} (df)"
+        ((avail / 1024 >= MIN_FREE_ETC_MIB)) ||
+            die "no space: ${dirs[i]} has $((avail / 1024)) MiB free, falco-nodes needs at least $MIN_FREE_ETC_MIB MiB there; free some space and run again (nothing was changed)"
+    done
 }
 
 take_lock() {
@@ -170,8 +195,15 @@ load_params() {
     P_FALCO_MAIN=$(param falco_main_config "$RE_PATH")
     P_BUNDLE_HASH=$(param bundle_hash '^[0-9a-f]{64}$')
     param_lines package_units "$RE_UNIT" PACKAGE_UNITS
+    P_ARTIFACTS_DIR=$(param artifacts_dir "$RE_PATH")
+    param_lines k8saudit_artifact_files '^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$' ART_FILES
+    param_lines k8saudit_artifact_refs '^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)+:[0-9]+\.[0-9]+\.[0-9]+$' ART_REFS
+    ((${#ART_FILES[@]} == ${#ART_REFS[@]})) || die "the bundle's k8saudit artifact parameters are malformed: render it again"
+    P_TLS_CERT=$(param k8saudit_tls_certificate '^(/[A-Za-z0-9._/-]+)?$')
+    P_FW_TABLE=$(param firewall_table '^[a-z][a-z0-9_]*$')
+    P_FW_UNIT=$(param firewall_unit_name "$RE_UNIT")
     local path
-    for path in "$P_BINARY" "$P_UNIT_PATH" "$P_UNIT_DROPIN_DIR" "$P_FALCO_DIR" "$P_FALCO_MAIN" "$P_PACKAGE_FILE"; do
+    for path in "$P_BINARY" "$P_UNIT_PATH" "$P_UNIT_DROPIN_DIR" "$P_FALCO_DIR" "$P_FALCO_MAIN" "$P_PACKAGE_FILE" "$P_ARTIFACTS_DIR" "$P_TLS_CERT"; do
         [[ $path != *..* ]] || die "the bundle's paths are malformed: render it again"
     done
 }
@@ -236,13 +268,30 @@ source_family() {
     esac
 }
 
+# The distribution's ID from /etc/os-release (read as data), for messages.
+os_id() {
+    local key value
+    if [[ -r /etc/os-release ]]; then
+        while IFS='=' read -r key value; do
+            [[ $key == ID ]] || continue
+            value=${value#[\"\']}
+            printf '%s' "${value%[\"\']}"
+            return
+        done </etc/os-release
+    fi
+    printf 'none'
+}
+
 check_source_fits_host() {
     local family needs
     family=$(os_family)
     needs=$(source_family)
     PKG_FAMILY=${needs:-$family}
-    [[ -z $needs || $family == "$needs" ]] ||
-        die "install.source is $P_SOURCE${P_PACKAGE_FILE:+ ($P_PACKAGE_FILE)} but this host's distribution family is $family (/etc/os-release): set install.source to match (apt for Debian/Ubuntu, rpm for RHEL/Fedora/Amazon Linux); nothing was changed"
+    [[ -z $needs || $family == "$needs" ]] && return 0
+    if [[ $family == unknown ]]; then
+        die "unsupported distribution '$(os_id)' (ID in /etc/os-release): falco-nodes installs Falco on the Debian family (Debian, Ubuntu; install.source apt) and the RHEL family (RHEL, Fedora, Amazon Linux; install.source rpm), or runs a preinstalled Falco (install.source preinstalled); nothing was changed"
+    fi
+    die "install.source is $P_SOURCE${P_PACKAGE_FILE:+ ($P_PACKAGE_FILE)} but this host ('$(os_id)' in /etc/os-release) is of the $family family: set install.source to match (apt for Debian/Ubuntu, rpm for RHEL/Fedora/Amazon Linux); nothing was changed"
 }
 
 # Why modern_ebpf cannot run on this kernel; empty when it can.
@@ -442,7 +491,9 @@ ensure_falco() {
         CHANGED=true
     fi
     # The hold keeps unattended upgrades from moving Falco off the pinned version; restore it if someone lifted it.
-    if [[ $P_SOURCE != preinstalled && $PKG_FAMILY == debian && $(apt-mark showhold falco 2>/dev/null) != falco ]]; then
+    # (dpkg-query, not `apt-mark showhold`: same answer, a fraction of the cost on every no-op converge.)
+    if [[ $P_SOURCE != preinstalled && $PKG_FAMILY == debian &&
+        $(dpkg-query -W -f='${db:Status-Want}' falco 2>/dev/null || true) != hold ]]; then
         apt-mark hold falco >/dev/null
         CHANGED=true
     fi
@@ -469,19 +520,182 @@ ensure_kmod_module() {
 }
 
 # The package's own units would run a second, unhardened Falco: mask them (only those present and not masked).
+# One `systemctl show` for all of them and --no-reload on disable/mask: each systemd reload costs seconds on a
+# busy or emulated host, so converge reloads once, later (NEED_DAEMON_RELOAD).
 mask_package_units() {
-    local unit state
+    local unit state i=0 states=() to_mask=()
+    mapfile -t states < <(systemctl show -p LoadState --value -- "${PACKAGE_UNITS[@]}" 2>/dev/null | grep -v '^$' || true)
     for unit in "${PACKAGE_UNITS[@]}"; do
-        state=$(systemctl show -p LoadState --value -- "$unit" 2>/dev/null || true)
+        state=${states[i]:-}
+        i=$((i + 1))
         [[ $state == loaded ]] || continue
         log "masking the package's $unit (Falco runs as $P_UNIT_NAME)"
-        systemctl disable --now --quiet -- "$unit" 2>/dev/null || true
-        systemctl mask --quiet -- "$unit"
+        to_mask+=("$unit")
+    done
+    ((${#to_mask[@]} > 0)) || return 0
+    systemctl --no-reload disable --now --quiet -- "${to_mask[@]}" 2>/dev/null || true
+    systemctl --no-reload mask --quiet -- "${to_mask[@]}"
+    for unit in "${to_mask[@]}"; do
         if ! grep -qxF -- "$unit" "$STATE_DIR/masked-units" 2>/dev/null; then
             printf '%s\n' "$unit" >>"$STATE_DIR/masked-units"
         fi
+    done
+    NEED_DAEMON_RELOAD=true
+    CHANGED=true
+}
+
+# --- Kubernetes audit events (k8sAudit) ----------------------------------------------------------------------
+
+# An executable `$1` on PATH (bash's `command -v` also names a non-executable file when that is all it finds).
+have_executable() {
+    local found
+    found=$(command -v -- "$1" 2>/dev/null) && [[ -f $found && -x $found ]]
+}
+
+bundle_has_group() {
+    local group
+    for group in "${B_GROUP[@]}"; do
+        if [[ $group == "$1" ]]; then return 0; fi
+    done
+    return 1
+}
+
+# What the host must provide for k8sAudit, checked before anything changes: nft for the firewall, and the TLS
+# certificate, which falco-nodes never handles (its key stays out of Pulumi state), in place and root-only.
+check_k8saudit_host() {
+    local owner_mode
+    if bundle_has_group firewall && ! have_executable nft; then
+        die "k8sAudit: nft (nftables) is not installed, and the webhook's firewall (k8sAudit.allowedSources) needs it: install the nftables package, or set k8sAudit.firewall: false if another firewall enforces the same allowlist; nothing was changed"
+    fi
+    [[ -n $P_TLS_CERT ]] || return 0
+    [[ -f $P_TLS_CERT && ! -L $P_TLS_CERT ]] ||
+        die "k8sAudit.tls.certificatePath $P_TLS_CERT is not a file on this host: put the PEM (certificate chain and private key, concatenated) there, root-owned with mode 0600; nothing was changed"
+    owner_mode=$(stat -c '%u %a' -- "$P_TLS_CERT")
+    [[ ${owner_mode%% *} == 0 && $((8#${owner_mode#* } & 8#077)) == 0 ]] ||
+        die "k8sAudit.tls.certificatePath $P_TLS_CERT holds a private key but is not root-owned with mode 0600 (owner uid and mode: $owner_mode): run chown root:root and chmod 0600 on it; nothing was changed"
+}
+
+# Is artifact directory $1 what converge installed from ref $2 (same reference, file $3 unchanged)?
+artifact_intact() {
+    local dir=$1 ref=$2 name=$3
+    [[ -d $dir && ! -L $dir && -f $dir/.falco-nodes-ref && -f $dir/$name && ! -L $dir/$name ]] || return 1
+    [[ $(<"$dir/.falco-nodes-ref") == "$ref" ]] || return 1
+    (cd -- "$dir" && sha256sum --quiet --status -c .falco-nodes-sha256) 2>/dev/null
+}
+
+# The pinned plugins and rules, with falcoctl, each into its own versioned directory below artifacts_dir. Staged
+# before validation, which is safe: nothing Falco uses changes until the new falco.yaml naming them is swapped in.
+# An artifact that is present and intact is not downloaded again; one that changed on the host is replaced, and
+# Falco restarted so it stops running the changed copy.
+ensure_k8saudit_artifacts() {
+    local i file name ref target tmp
+    ARTIFACTS_REPAIRED=false
+    ((${#ART_FILES[@]})) || return 0
+    install -d -m 0700 -o root -g root -- "$P_ARTIFACTS_DIR"
+    for i in "${!ART_FILES[@]}"; do
+        file=${ART_FILES[i]} ref=${ART_REFS[i]}
+        name=${file#*/} target="$P_ARTIFACTS_DIR/${file%%/*}"
+        if artifact_intact "$target" "$ref" "$name"; then continue; fi
+        if [[ -e $target || -L $target ]]; then
+            warn "$target is not what converge installed from $ref (changed, or left incomplete): installing it again"
+            ARTIFACTS_REPAIRED=true
+        fi
+        command -v falcoctl >/dev/null 2>&1 ||
+            die "k8sAudit: falcoctl is not installed (the Falco packages ship it) and $ref is needed; nothing was changed"
+        tmp=$(mktemp -d "$P_ARTIFACTS_DIR/.install.XXXXXXXXXX")
+        # An empty config: no index, no follow, no other artifacts; just the pinned reference.
+        : >"$WORK/falcoctl.yaml"
+        log "installing $ref with falcoctl"
+        if ! falcoctl artifact install --config "$WORK/falcoctl.yaml" --log-format text --resolve-deps=false \
+            --allowed-types plugin,rulesfile --plugins-dir "$tmp" --rulesfiles-dir "$tmp" -- "$ref" </dev/null >&2; then
+            rm -rf -- "$tmp"
+            die "falcoctl could not install $ref (k8sAudit.pluginVersions, k8sAudit.registry; output above); Falco's configuration was not changed"
+        fi
+        if [[ ! -f $tmp/$name || -L $tmp/$name ]]; then
+            rm -rf -- "$tmp"
+            die "$ref holds no $name: check k8sAudit.pluginVersions; Falco's configuration was not changed"
+        fi
+        printf '%s\n' "$ref" >"$tmp/.falco-nodes-ref"
+        (cd -- "$tmp" && sha256sum -- "$name" >.falco-nodes-sha256)
+        chown -R root:root -- "$tmp"
+        chmod -R go-w -- "$tmp"
+        rm -rf -- "$target"
+        mv -- "$tmp" "$target"
         CHANGED=true
     done
+}
+
+# After a converge that succeeded: artifact directories this bundle does not name (older versions) go.
+prune_artifacts() {
+    local entry keep i
+    [[ -d $P_ARTIFACTS_DIR ]] || return 0
+    for entry in "$P_ARTIFACTS_DIR"/* "$P_ARTIFACTS_DIR"/.install.*; do
+        [[ -e $entry || -L $entry ]] || continue
+        keep=false
+        for i in "${!ART_FILES[@]}"; do
+            if [[ ${entry##*/} == "${ART_FILES[i]%%/*}" ]]; then keep=true; fi
+        done
+        if [[ $keep == false ]]; then
+            log "removing $entry (no longer in the bundle)"
+            rm -rf -- "$entry"
+        fi
+    done
+    rmdir -- "$P_ARTIFACTS_DIR" 2>/dev/null || true
+}
+
+# nft checks the new ruleset (syntax and kernel support) before anything is swapped in.
+validate_firewall() {
+    local i out
+    for i in "${!F_PATH[@]}"; do
+        [[ ${F_GROUP[i]} == firewall ]] || continue
+        if ! out=$(nft -c -f "${F_SRC[i]}" 2>&1); then
+            printf '%s\n' "$out" >&2
+            die "nft rejected the k8saudit firewall ruleset (output above; check k8sAudit.allowedSources); nothing was changed"
+        fi
+    done
+}
+
+# Load the allowlist when it changed or is missing from the kernel (flushed by hand), before Falco (re)starts
+# listening; enable its boot unit.
+apply_firewall() {
+    local i
+    for i in "${!F_PATH[@]}"; do
+        case ${F_GROUP[i]} in
+        firewall)
+            if group_changed firewall || ! nft list table inet "$P_FW_TABLE" >/dev/null 2>&1; then
+                log "loading the k8saudit webhook firewall (${F_PATH[i]})"
+                nft -f "${F_PATH[i]}" || die "nft could not load ${F_PATH[i]} (output above)"
+                CHANGED=true
+            fi
+            ;;
+        firewall-unit)
+            if ! systemctl is-enabled --quiet -- "$P_FW_UNIT"; then
+                log "enabling $P_FW_UNIT"
+                systemctl enable --quiet -- "$P_FW_UNIT"
+                CHANGED=true
+            fi
+            ;;
+        esac
+    done
+}
+
+# Was a file of this group in the previous manifest and is no longer wanted?
+group_removed() {
+    local i
+    for i in "${!R_GROUP[@]}"; do
+        if [[ ${R_GROUP[i]} == "$1" ]]; then return 0; fi
+    done
+    return 1
+}
+
+# k8sAudit (or its firewall) was turned off: drop our table, once Falco no longer listens.
+remove_firewall_table() {
+    have_executable nft || return 0
+    if nft list table inet "$P_FW_TABLE" >/dev/null 2>&1; then
+        log "removing the nftables table inet $P_FW_TABLE"
+        nft delete table inet "$P_FW_TABLE"
+        CHANGED=true
+    fi
 }
 
 # --- which files, and what changed ---------------------------------------------------------------------------
@@ -548,26 +762,32 @@ read_host_manifest() {
     done <"$STATE_DIR/manifest"
 }
 
-# Does the file on the host differ from ours (content, mode, root:root, a plain file)?
-file_differs() {
-    local path=$1 mode=$2 src=$3
-    [[ -f $path && ! -L $path ]] || return 0
-    [[ $(stat -c '%a %u %g' -- "$path") == "${mode#0} 0 0" ]] || return 0
-    ! cmp -s -- "$src" "$path"
-}
-
-# C_*: indexes into F_* of changed files; R_*: files of the previous manifest that are no longer ours.
+# C_*: indexes into F_* of changed files (content, mode, root:root, a plain file); R_*: files of the previous
+# manifest that are no longer ours. One stat and one sha256sum for all files rather than two processes per file:
+# a process start is what a no-op converge mostly costs on a busy or emulated host.
 plan_changes() {
-    local i path
-    local -A wanted=()
+    local i path name meta hash
+    local -A wanted=() host_meta=() sum=()
+    local present=() hashed=()
     C_INDEX=() R_GROUP=() R_PATH=()
     CHANGED_GROUPS=" "
     for i in "${!F_PATH[@]}"; do
-        wanted[${F_PATH[i]}]=1
-        if file_differs "${F_PATH[i]}" "${F_MODE[i]}" "${F_SRC[i]}"; then
-            C_INDEX+=("$i")
-            CHANGED_GROUPS+="${F_GROUP[i]} "
+        path=${F_PATH[i]}
+        if [[ -f $path && ! -L $path ]]; then present+=("$path") hashed+=("${F_SRC[i]}" "$path"); fi
+    done
+    if ((${#present[@]} > 0)); then
+        # Paths are allowlisted (no spaces or newlines), so each output line splits cleanly.
+        while read -r name meta; do host_meta[$name]=$meta; done < <(stat -c '%n %a %u %g' -- "${present[@]}" 2>/dev/null || true)
+        while read -r hash name; do sum[$name]=$hash; done < <(sha256sum -- "${hashed[@]}" 2>/dev/null || true)
+    fi
+    for i in "${!F_PATH[@]}"; do
+        path=${F_PATH[i]}
+        wanted[$path]=1
+        if [[ ${host_meta[$path]:-} == "${F_MODE[i]#0} 0 0" && -n ${sum[$path]:-} && ${sum[$path]} == "${sum[${F_SRC[i]}]:-}" ]]; then
+            continue
         fi
+        C_INDEX+=("$i")
+        CHANGED_GROUPS+="${F_GROUP[i]} "
     done
     for i in "${!O_PATH[@]}"; do
         path=${O_PATH[i]}
@@ -676,16 +896,48 @@ ensure_parent_dir() {
     [[ -d $parent ]] || install -d -m 0755 -o root -g root -- "$parent"
 }
 
+# A file that was there before falco-nodes first wrote the path (the package's falco.yaml, a conffile) is kept
+# under $STATE_DIR/originals and put back when falco-nodes lets go of the path, so uninstall leaves the package
+# as it found it.
+keep_original() {
+    local path=$1 copy=$STATE_DIR/originals/files$1
+    [[ -f $path && ! -L $path && ! -e $copy ]] || return 0
+    mkdir -p -- "${copy%/*}"
+    cp -p -- "$path" "$copy"
+}
+
+# Remove our file at $1, or put back the original it replaced.
+release_path() {
+    local path=$1 original=$STATE_DIR/originals/files$1
+    if [[ -f $original ]]; then
+        log "restoring $path as it was before falco-nodes"
+        cp -p -- "$original" "$path$STAGE_SUFFIX"
+        mv -f -- "$path$STAGE_SUFFIX" "$path"
+        rm -f -- "$original"
+    else
+        log "removing $path"
+        rm -f -- "$path"
+    fi
+}
+
 swap_in_changes() {
     local i path
-    # Stage everything first (same filesystem as the target, so each mv is atomic), then swap.
+    local -A managed=()
+    for path in "${O_PATH[@]}"; do managed[$path]=1; done
+    # Stage everything first (same filesystem as the target, so each mv is atomic), then swap. A write that fails
+    # (a full or read-only filesystem) stops here, before anything was swapped; the EXIT trap removes the staged
+    # copies.
     for i in "${C_INDEX[@]}"; do
         path=${F_PATH[i]}
         ensure_parent_dir "$path"
         STAGED+=("$path$STAGE_SUFFIX")
-        install -m "${F_MODE[i]}" -o root -g root -- "${F_SRC[i]}" "$path$STAGE_SUFFIX"
+        install -m "${F_MODE[i]}" -o root -g root -- "${F_SRC[i]}" "$path$STAGE_SUFFIX" ||
+            die "could not write $path$STAGE_SUFFIX (filesystem full or read-only?); nothing was changed: free some space there and converge again"
     done
     save_last_good
+    for i in "${C_INDEX[@]}"; do
+        if [[ -z ${managed[${F_PATH[i]}]:-} ]]; then keep_original "${F_PATH[i]}"; fi
+    done
     for i in "${C_INDEX[@]}"; do
         path=${F_PATH[i]}
         log "updating $path"
@@ -696,8 +948,8 @@ swap_in_changes() {
     for i in "${!R_PATH[@]}"; do
         path=${R_PATH[i]}
         if [[ -e $path || -L $path ]]; then
-            log "removing $path (no longer in the bundle)"
-            rm -f -- "$path"
+            log "$path is no longer in the bundle"
+            release_path "$path"
             CHANGED=true
         fi
         if [[ ${path%/*} == "$P_UNIT_DROPIN_DIR" ]]; then rmdir -- "$P_UNIT_DROPIN_DIR" 2>/dev/null || true; fi
@@ -764,6 +1016,7 @@ restore_last_good() {
             cp -p -- "$STATE_DIR/last-good/files$path" "$path$STAGE_SUFFIX"
             mv -f -- "$path$STAGE_SUFFIX" "$path"
             if [[ $group == sysctl ]]; then sysctl -q -p "$path" || true; fi
+            if [[ $group == firewall ]]; then nft -f "$path" || true; fi
         else
             rm -f -- "$path"
         fi
@@ -802,6 +1055,7 @@ write_state() {
     fi
     printf '%s\n' "$P_BUNDLE_HASH" >"$STATE_DIR/bundle-hash.new"
     mv -f -- "$STATE_DIR/bundle-hash.new" "$STATE_DIR/bundle-hash"
+    prune_artifacts
 }
 
 # The last stdout line. Every value is a checked simple string (version, driver, hex hash, unit name).
@@ -814,39 +1068,50 @@ print_report() {
 
 converge() {
     local restart=false
-    CHANGED=false RESTARTED=false
+    CHANGED=false RESTARTED=false NEED_DAEMON_RELOAD=false
 
     unpack_bundle
     load_params
     read_bundle_manifest
     refuse_placeholders
+    require_space_for_files
     check_source_fits_host
     choose_driver
     plan_install
+    check_k8saudit_host
 
     ensure_falco
     ensure_kmod_module
     mask_package_units
+    ensure_k8saudit_artifacts
 
     select_files
     read_host_manifest
     plan_changes
-    if group_changed falco || [[ $NEED_INSTALL == true ]]; then validate_falco_config; fi
+    if group_changed falco || [[ $NEED_INSTALL == true || $ARTIFACTS_REPAIRED == true ]]; then validate_falco_config; fi
     if group_changed sshd; then validate_sshd; fi
+    if group_changed firewall; then validate_firewall; fi
 
+    # A boot unit must be disabled while its file still exists.
+    if group_removed firewall-unit; then systemctl disable --quiet -- "$P_FW_UNIT" 2>/dev/null || true; fi
     if ((${#C_INDEX[@]} + ${#R_PATH[@]} > 0)); then swap_in_changes; fi
 
     if group_changed sysctl; then apply_sysctl; fi
-    if group_changed unit || group_changed unit-dropin-perf; then systemctl daemon-reload; fi
-    if group_changed sshd; then reload_sshd; fi
     if ! systemctl is-enabled --quiet -- "$P_UNIT_NAME"; then
         log "enabling $P_UNIT_NAME"
-        systemctl enable --quiet -- "$P_UNIT_NAME"
+        systemctl --no-reload enable --quiet -- "$P_UNIT_NAME"
+        NEED_DAEMON_RELOAD=true
         CHANGED=true
     fi
+    # One reload for everything (masks, unit files, enablement): each costs seconds on a busy or emulated host.
+    if group_changed unit || group_changed unit-dropin-perf || group_changed firewall-unit || [[ $NEED_DAEMON_RELOAD == true ]]; then
+        systemctl daemon-reload
+    fi
+    apply_firewall
+    if group_changed sshd; then reload_sshd; fi
     # A restart is the only reliable way to apply config (SIGHUP is ignored by Falco 0.42-0.44), so it
     # happens exactly when Falco's files, unit or binary changed, or when Falco is not running.
-    if group_changed falco || group_changed unit || group_changed unit-dropin-perf || [[ $NEED_INSTALL == true ]]; then
+    if group_changed falco || group_changed unit || group_changed unit-dropin-perf || [[ $NEED_INSTALL == true || $ARTIFACTS_REPAIRED == true ]]; then
         restart=true
     elif ! systemctl is-active --quiet -- "$P_UNIT_NAME"; then
         log "$P_UNIT_NAME is not active"
@@ -859,6 +1124,7 @@ converge() {
         if ! wait_healthy; then rollback_and_fail; fi
         log "$P_UNIT_NAME is up"
     fi
+    if group_removed firewall; then remove_firewall_table; fi
 
     write_state
     log "converged: Falco $P_VERSION, driver $DRIVER, $([[ $CHANGED == true ]] && printf changed || printf 'nothing to change')"
@@ -870,7 +1136,7 @@ converge() {
 uninstall() {
     local i group path purged=false sshd_touched=false sysctl_touched=false unit
     local -A seen=()
-    local U_GROUP=() U_PATH=()
+    local U_GROUP=() U_PATH=() masked=()
 
     WORK=$(mktemp -d)
     mkdir -- "$WORK/bundle"
@@ -885,16 +1151,21 @@ uninstall() {
 
     if [[ $(systemctl show -p LoadState --value -- "$P_UNIT_NAME" 2>/dev/null || true) != not-found ]]; then
         log "stopping and disabling $P_UNIT_NAME"
-        systemctl disable --now --quiet -- "$P_UNIT_NAME" 2>/dev/null || true
+        # --no-reload here and on unmask below: one daemon-reload at the end instead of one per call.
+        systemctl --no-reload disable --now --quiet -- "$P_UNIT_NAME" 2>/dev/null || true
     fi
+    # Falco no longer listens: the webhook firewall and its boot unit can go.
+    for group in "${U_GROUP[@]}"; do
+        if [[ $group == firewall-unit ]]; then systemctl disable --quiet -- "$P_FW_UNIT" 2>/dev/null || true; fi
+        if [[ $group == firewall ]]; then remove_firewall_table; fi
+    done
     for i in "${!U_PATH[@]}"; do
         path=${U_PATH[i]} group=${U_GROUP[i]}
         [[ -z ${seen[$path]:-} ]] || continue
         seen[$path]=1
         rm -f -- "$path$STAGE_SUFFIX"
         [[ -e $path || -L $path ]] || continue
-        log "removing $path"
-        rm -f -- "$path"
+        release_path "$path"
         if [[ $group == sshd ]]; then sshd_touched=true; fi
         if [[ $group == sysctl ]]; then sysctl_touched=true; fi
     done
@@ -935,13 +1206,12 @@ uninstall() {
         while IFS= read -r unit; do
             [[ $unit =~ $RE_UNIT ]] || continue
             log "unmasking $unit"
-            systemctl unmask --quiet -- "$unit" 2>/dev/null || true
+            masked+=("$unit")
         done <"$STATE_DIR/masked-units"
     fi
+    if ((${#masked[@]} > 0)); then systemctl --no-reload unmask --quiet -- "${masked[@]}" 2>/dev/null || true; fi
     systemctl daemon-reload
-    for unit in "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}"; do
-        systemctl reset-failed -- "$unit" >/dev/null 2>&1 || true
-    done
+    systemctl reset-failed -- "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}" >/dev/null 2>&1 || true
     rm -rf -- "$STATE_DIR"
 
     log "uninstalled (package purged: $purged)"
@@ -959,8 +1229,8 @@ main() {
     require_root
     require_systemd
     require_tools base64 gzip tar sha256sum systemctl flock mktemp install cmp stat df unshare mount uname sed grep sort
-    require_space /etc "$MIN_FREE_ETC_MIB"
-    [[ $action == uninstall ]] || require_space /var "$MIN_FREE_VAR_MIB"
+    # converge checks every filesystem its files land on once the bundle is unpacked (require_space_for_files).
+    if [[ $action == converge ]]; then require_space /var "$MIN_FREE_VAR_MIB"; else require_space /etc "$MIN_FREE_ETC_MIB"; fi
     take_lock
     trap cleanup EXIT
     trap 'exit 130' INT TERM HUP

@@ -1,0 +1,167 @@
+import * as assert from "assert";
+import * as YAML from "yaml";
+import { chartNames } from "../../components/cluster/names";
+import { CONTROLLER_IDENTITIES, renderProtection } from "../../components/cluster/protection";
+import { resolveClusterSettings } from "../../components/cluster/settings";
+import { HostSettings, resolveHostSettings } from "../../components/host/settings";
+import {
+    K8S_AUDIT_SOURCE,
+    K8S_AUDIT_TAMPER_RULE_FILE,
+    K8S_TAMPER_LISTS,
+    K8S_TAMPER_RULES,
+    renderRuleFiles,
+} from "../../components/rules";
+import { fieldProblem, referenceProblems, rulesSchemaErrors } from "../support/falcoReference";
+import { AuditEvent, firingRules } from "../support/k8sAuditEval";
+
+type Item = Record<string, any>;
+
+const DEPLOYER = "system:serviceaccount:ci:pulumi";
+const ON: HostSettings = { k8sAudit: { enabled: true, allowedSources: ["10.0.0.10/32"], trustedUsers: [DEPLOYER] } };
+
+function tamperItems(settings: HostSettings = ON): Item[] {
+    const file = renderRuleFiles(resolveHostSettings(settings)).find((f) => f.fileName === K8S_AUDIT_TAMPER_RULE_FILE);
+    assert.ok(file, "no tamper rules file");
+    return YAML.parse(file.content);
+}
+
+/** An audit event for `verb` on `objectRef` by `user`, completed with `code`. */
+function event(verb: string, objectRef: AuditEvent["objectRef"], user = "alice@example.com", extra: Partial<AuditEvent> = {}): AuditEvent {
+    return { stage: "ResponseComplete", verb, user: { username: user }, objectRef, responseStatus: { code: 200 }, ...extra };
+}
+
+describe("k8s_audit tamper rules", () => {
+    const items = tamperItems();
+    const rules = items.filter((i) => i.rule);
+
+    it("are emitted only with k8sAudit on and tamperRules not off", () => {
+        const has = (s: HostSettings) => renderRuleFiles(resolveHostSettings(s)).some((f) => f.fileName === K8S_AUDIT_TAMPER_RULE_FILE);
+        assert.strictEqual(has({}), false);
+        assert.strictEqual(has(ON), true);
+        assert.strictEqual(has({ k8sAudit: { ...ON.k8sAudit, tamperRules: false } }), false);
+    });
+
+    it("validate against Falco's rules schema", () => {
+        assert.deepStrictEqual(rulesSchemaErrors(items), []);
+    });
+
+    it("use only fields the k8saudit and json plugins have, and macros and lists they define", () => {
+        assert.deepStrictEqual(referenceProblems(items, { strictLists: true }), []);
+        for (const r of rules) assert.strictEqual(r.source, K8S_AUDIT_SOURCE, r.rule);
+    });
+
+    it("are checked against the plugin's fields, not the syscall ones (the check can fail)", () => {
+        assert.ok(fieldProblem("ka.bogus", "k8s_audit"));
+        assert.ok(fieldProblem("proc.name", "k8s_audit"), "a syscall field in a k8s_audit rule");
+        assert.ok(fieldProblem("ka.uri.param", "k8s_audit"), "ka.uri.param needs a key");
+        assert.strictEqual(fieldProblem("ka.user.name", "syscall") !== undefined, true);
+        const problems = referenceProblems([
+            { macro: "m", condition: "ka.user.name = x" },
+            { rule: "r", source: "syscall", condition: "m and evt.type = open", output: "%ka.verb" },
+        ]);
+        assert.ok(problems.some((p) => p.includes("through macro m") && p.includes("ka.user.name")), JSON.stringify(problems));
+        assert.ok(problems.some((p) => p.includes("output") && p.includes("ka.verb")), JSON.stringify(problems));
+    });
+
+    it("require the k8saudit plugin (or k8saudit-eks) and json, so Falco refuses them without", () => {
+        const req = items.find((i) => i.required_plugin_versions)!.required_plugin_versions;
+        assert.deepStrictEqual(req.map((r: Item) => r.name), ["k8saudit", "json"]);
+        assert.deepStrictEqual(req[0].alternatives.map((a: Item) => a.name), ["k8saudit-eks"]);
+    });
+
+    it("are critical, tagged, and print who did it from where", () => {
+        assert.strictEqual(rules.length, Object.keys(K8S_TAMPER_RULES).length);
+        for (const r of rules) {
+            assert.strictEqual(r.priority, "CRITICAL", r.rule);
+            assert.ok(r.tags.includes("falco-nodes") && r.tags.includes("T1562.001"), r.rule);
+            for (const f of ["%ka.user.name", "%ka.sourceips", "%ka.response.code", "%ka.impuser.name"]) assert.ok(r.output.includes(f), `${r.rule}: ${f}`);
+        }
+    });
+
+    it("trust the deployer and the controllers that finish deletions", () => {
+        const list = items.find((i) => i.list === K8S_TAMPER_LISTS.trustedUsers)!;
+        assert.ok(list.items.includes(DEPLOYER));
+        for (const c of CONTROLLER_IDENTITIES) assert.ok(list.items.includes(c), c);
+    });
+
+    describe("on audit events", () => {
+        const fire = (e: AuditEvent, settings?: HostSettings) => firingRules(settings ? tamperItems(settings) : items, e);
+        const names = chartNames("falco");
+
+        it("catch deleting, patching and scaling Falco's workloads, but not status updates or the deployer", () => {
+            const ds = { resource: "daemonsets", apiGroup: "apps", namespace: "falco", name: names.falco };
+            assert.deepStrictEqual(fire(event("delete", ds)), [K8S_TAMPER_RULES.workload]);
+            assert.deepStrictEqual(fire(event("patch", ds)), [K8S_TAMPER_RULES.workload]);
+            assert.deepStrictEqual(
+                fire(event("patch", { resource: "deployments", namespace: "falco", name: names.sidekick, subresource: "scale" })),
+                [K8S_TAMPER_RULES.workload],
+            );
+            assert.deepStrictEqual(fire(event("update", { ...ds, subresource: "status" }, "system:serviceaccount:kube-system:daemon-set-controller")), []);
+            assert.deepStrictEqual(fire(event("patch", ds, DEPLOYER)), []);
+            assert.deepStrictEqual(fire(event("get", ds)), [], "reads are not changes");
+            assert.deepStrictEqual(fire(event("delete", { ...ds, namespace: "default" })), [], "another namespace");
+            assert.deepStrictEqual(fire({ ...event("delete", ds), stage: "RequestReceived" }), [], "once per request");
+        });
+
+        it("report a change the protection policy refused (the attempt is the news)", () => {
+            const refused = event("delete", { resource: "daemonsets", namespace: "falco", name: names.falco }, "alice", { responseStatus: { code: 403 } });
+            assert.deepStrictEqual(fire(refused), [K8S_TAMPER_RULES.workload]);
+        });
+
+        it("catch edits to Falco's ConfigMaps and Secrets, in Falco's namespace only", () => {
+            assert.deepStrictEqual(fire(event("update", { resource: "configmaps", namespace: "falco", name: "falco" })), [K8S_TAMPER_RULES.config]);
+            assert.deepStrictEqual(fire(event("delete", { resource: "secrets", namespace: "falco", name: names.outputsSecret })), [K8S_TAMPER_RULES.config]);
+            assert.deepStrictEqual(fire(event("update", { resource: "configmaps", namespace: "kube-system", name: "falco" })), []);
+            assert.deepStrictEqual(fire(event("create", { resource: "configmaps", namespace: "falco", name: "new" })), [], "adding does not switch Falco off");
+        });
+
+        it("catch RBAC changes: namespaced in Falco's namespace, cluster-wide by name", () => {
+            assert.deepStrictEqual(fire(event("delete", { resource: "clusterroles", name: names.falco })), [K8S_TAMPER_RULES.rbac]);
+            assert.deepStrictEqual(fire(event("patch", { resource: "clusterrolebindings", name: `${names.falco}-k8saudit` })), [K8S_TAMPER_RULES.rbac]);
+            assert.deepStrictEqual(fire(event("update", { resource: "rolebindings", namespace: "falco", name: "x" })), [K8S_TAMPER_RULES.rbac]);
+            assert.deepStrictEqual(fire(event("delete", { resource: "clusterroles", name: "view" })), []);
+        });
+
+        it("catch deleting Falco's namespace, but not the namespace controller emptying it", () => {
+            assert.deepStrictEqual(fire(event("delete", { resource: "namespaces", name: "falco" })), [K8S_TAMPER_RULES.namespace]);
+            assert.deepStrictEqual(fire(event("delete", { resource: "namespaces", name: "other" })), []);
+            assert.deepStrictEqual(
+                fire(event("delete", { resource: "configmaps", namespace: "falco", name: "falco" }, "system:serviceaccount:kube-system:namespace-controller")),
+                [],
+            );
+        });
+
+        it("catch changes to exactly the admission policy and binding FalcoCluster renders", () => {
+            const { policy, binding } = renderProtection(resolveClusterSettings({ protection: { exemptUsers: [DEPLOYER] } }));
+            const vap = (resource: string, name: string) => event("delete", { resource, apiGroup: "admissionregistration.k8s.io", name });
+            assert.deepStrictEqual(fire(vap("validatingadmissionpolicies", policy.metadata.name)), [K8S_TAMPER_RULES.protection]);
+            assert.deepStrictEqual(fire(vap("validatingadmissionpolicybindings", binding.metadata.name)), [K8S_TAMPER_RULES.protection]);
+            assert.deepStrictEqual(fire(vap("validatingadmissionpolicies", "someone-elses-policy")), []);
+        });
+
+        it("follow a custom namespace and release name (as FalcoCluster's settings)", () => {
+            const custom: HostSettings = { k8sAudit: { ...ON.k8sAudit, falcoNamespace: "runtime-security", falcoReleaseName: "sec" } };
+            const { policy } = renderProtection(resolveClusterSettings({ namespace: "runtime-security", releaseName: "sec", protection: { exemptUsers: [DEPLOYER] } }));
+            assert.deepStrictEqual(fire(event("delete", { resource: "validatingadmissionpolicies", name: policy.metadata.name }), custom), [K8S_TAMPER_RULES.protection]);
+            assert.deepStrictEqual(fire(event("delete", { resource: "configmaps", namespace: "runtime-security", name: "sec-falco" }), custom), [K8S_TAMPER_RULES.config]);
+            assert.deepStrictEqual(fire(event("delete", { resource: "configmaps", namespace: "falco", name: "falco" }), custom), []);
+            assert.deepStrictEqual(fire(event("delete", { resource: "clusterroles", name: chartNames("sec").falco }), custom), [K8S_TAMPER_RULES.rbac]);
+        });
+
+        it("catch a shell in a Falco pod when it starts or is refused, not again when it ends", () => {
+            const exec = (stage: string, code: number) =>
+                ({
+                    stage,
+                    verb: "create",
+                    user: { username: "alice" },
+                    requestURI: "/api/v1/namespaces/falco/pods/falco-abcde/exec?command=sh&container=falco",
+                    objectRef: { resource: "pods", subresource: "exec", namespace: "falco", name: "falco-abcde" },
+                    responseStatus: { code },
+                }) as AuditEvent;
+            assert.deepStrictEqual(fire(exec("ResponseStarted", 101)), [K8S_TAMPER_RULES.exec]);
+            assert.deepStrictEqual(fire(exec("ResponseComplete", 101)), []);
+            assert.deepStrictEqual(fire(exec("ResponseComplete", 403)), [K8S_TAMPER_RULES.exec]);
+            assert.deepStrictEqual(fire({ ...exec("ResponseStarted", 101), objectRef: { resource: "pods", subresource: "exec", namespace: "web", name: "x" } }), []);
+        });
+    });
+});
