@@ -10,6 +10,9 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { zodProblems } from "../validation";
+
+const UNKNOWN_CLUSTER_SETTING = "unknown setting; check the spelling against FalcoClusterSettings (components/cluster/settings.ts)";
 import { PRIORITIES, type Priority, type RuleSettings } from "../host/settings";
 
 /** Chart `driver.kind`. Falco chart 9.1.0 accepts only these three (the legacy `ebpf` probe is gone). */
@@ -400,20 +403,6 @@ const schema = z
     .partial()
     .strict();
 
-function issuesToProblems(issues: z.core.$ZodIssue[]): { key: string; message: string }[] {
-    return issues.map((i) => {
-        const key = i.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[");
-        if (i.code === "unrecognized_keys") {
-            const where = key ? `${key}.` : "";
-            return {
-                key: i.keys.map((k) => where + k).join(", "),
-                message: "unknown setting; check the spelling against FalcoClusterSettings (components/cluster/settings.ts)",
-            };
-        }
-        return { key, message: i.message };
-    });
-}
-
 /**
  * Validate settings and fill in every default. `secrets` says which secrets were given (their values may be
  * unknown until deploy time). Throws `ClusterSettingsError` listing every problem with its key and fix.
@@ -423,7 +412,7 @@ export function resolveClusterSettings(
     secrets: Partial<SecretPresence> = {},
 ): ResolvedClusterSettings {
     const parsed = schema.safeParse(input);
-    if (!parsed.success) throw new ClusterSettingsError(issuesToProblems(parsed.error.issues));
+    if (!parsed.success) throw new ClusterSettingsError(zodProblems(parsed.error.issues, UNKNOWN_CLUSTER_SETTING));
     const s = parsed.data as FalcoClusterSettings;
     const problems: { key: string; message: string }[] = [];
 

@@ -10,6 +10,7 @@
  * Pure: no Pulumi, no I/O (files named by `ruleFiles` are read through the `readFile` the caller passes).
  */
 import { z } from "zod";
+import { zodProblems } from "../validation";
 import type { AwsFalcoNodeArgs } from "../aws/node";
 import { Architecture, DEFAULT_OS, installSourceFor, OperatingSystem } from "../aws/ami";
 import { securityGroupRules } from "../aws/securityGroup";
@@ -332,25 +333,8 @@ const stackSchema = z
 
 type ParsedStack = z.infer<typeof stackSchema>;
 
-/** `nodes.1.ssh.host` -> `falco-nodes:nodes[1].ssh.host`. */
-function fullKey(path: readonly PropertyKey[]): string {
-    let out = CONFIG_NAMESPACE + ":";
-    path.forEach((p, i) => {
-        if (typeof p === "number") out += `[${p}]`;
-        else out += (i === 0 ? "" : ".") + String(p);
-    });
-    return out;
-}
-
 function issuesToProblems(issues: z.core.$ZodIssue[]): ConfigProblem[] {
-    return issues.map((i) => {
-        if (i.code === "unrecognized_keys")
-            return {
-                key: i.keys.map((k) => fullKey([...i.path, k])).join(", "),
-                message: "unknown key; check the spelling (the keys are documented in Pulumi.yaml and stacks/*.yaml)",
-            };
-        return { key: fullKey(i.path), message: i.message };
-    });
+    return zodProblems(issues, "unknown key; check the spelling (the keys are documented in Pulumi.yaml and stacks/*.yaml)", CONFIG_NAMESPACE + ":");
 }
 
 /** Fold a component resolver's own error (keys relative to its settings) into ours. */

@@ -9,6 +9,9 @@
 import { isIPv4, isIPv6 } from "net";
 import * as YAML from "yaml";
 import { z } from "zod";
+import { zodProblems } from "../validation";
+
+const UNKNOWN_HOST_SETTING = "unknown setting; check the spelling against HostSettings (settings.ts)";
 
 /** The kernel driver Falco uses to capture events. */
 export const Driver = {
@@ -606,27 +609,13 @@ const schema = z
     .partial()
     .strict();
 
-function issuesToProblems(issues: z.core.$ZodIssue[]): { key: string; message: string }[] {
-    return issues.map((i) => {
-        const key = i.path.map((p) => (typeof p === "string" && /^[A-Za-z0-9_-]+$/.test(p) ? p : JSON.stringify(p))).join(".");
-        if (i.code === "unrecognized_keys") {
-            const where = key ? `${key}.` : "";
-            return {
-                key: i.keys.map((k) => where + k).join(", "),
-                message: "unknown setting; check the spelling against HostSettings (settings.ts)",
-            };
-        }
-        return { key, message: i.message };
-    });
-}
-
 /**
  * Validate user settings and fill in every default. Throws `HostSettingsError` listing every problem,
  * each with its key and the fix. `keyPrefix` is prepended to keys in messages (e.g. `falco:nodes[2].`).
  */
 export function resolveHostSettings(input: HostSettings = {}, keyPrefix = ""): ResolvedHostSettings {
     const parsed = schema.safeParse(input);
-    if (!parsed.success) throw new HostSettingsError(issuesToProblems(parsed.error.issues), keyPrefix);
+    if (!parsed.success) throw new HostSettingsError(zodProblems(parsed.error.issues, UNKNOWN_HOST_SETTING), keyPrefix);
     const s = parsed.data;
     const problems: { key: string; message: string }[] = [];
 
