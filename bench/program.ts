@@ -50,7 +50,7 @@ const RICH = process.argv.includes("rich");
 
 /** A site rule file of about 60 KB: what `falco-nodes:ruleFiles` typically adds (valid Falco rules YAML). */
 function siteRules(): string {
-    const items = Array.from({ length: 150 }, (_, i) => ({
+    const items = Array.from({ length: 120 }, (_, i) => ({
         rule: `Site rule ${i}: unexpected outbound connection from service ${i}`,
         desc: `An outbound connection from the site service ${i} to an address outside its allowlist; investigate the process tree.`,
         condition: `evt.type = connect and evt.dir = < and proc.name = svc${i} and not fd.sip in (10.0.0.1, 10.0.0.2, 10.0.0.3) and fd.typechar = 4`,
@@ -243,7 +243,11 @@ async function floorChild(types: Record<string, number>, invokes: Record<string,
     process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 }
 
-/** The two ways Pulumi can run the program: ts-node (`typescript: true`, source-mapped stacks) or compiled JS. */
+/**
+ * The two ways Pulumi can run the program: ts-node (`typescript: true`, source-mapped stacks) or compiled JS.
+ * Pulumi's runner loads `source-map-support/register` for JavaScript programs too; measured under it, the
+ * compiled figures were the same as with V8's plain stack traces, within this machine's noise.
+ */
 const MODES = [
     { flag: [] as string[], title: "as `pulumi preview` runs index.ts (ts-node, source-mapped stack traces)" },
     { flag: ["--compiled"], title: "compiled to JavaScript (V8 stack traces, no source-map lookups)" },
@@ -281,7 +285,8 @@ function report(title: string, results: Result[], floor: FloorResult): void {
     const ours = large.evalMs - floor.totalMs;
     const oursCpu = large.cpuMs - floor.cpuMs;
     console.log(`  ours = eval - floor: ${ours.toFixed(0)} ms = ${(ours / large.nodes).toFixed(2)} ms/node (${((100 * ours) / large.evalMs).toFixed(0)}% of eval); by cpu time ${(oursCpu / large.nodes).toFixed(2)} ms/node`);
-    console.log(`  of which bundle rendering: ${large.distinctBundles} distinct bundles x ${large.bundleMs.toFixed(1)} ms per renderBundle call (FalcoHost renders once per distinct settings)`);
+    const renders = large.distinctBundles * (RICH ? 2 : 1);
+    console.log(`  of which bundle rendering: ${renders} renders x ${large.bundleMs.toFixed(1)} ms (FalcoHost renders once per distinct settings${RICH ? ", and once more with the secret URL" : ""})`);
     console.log(`  targets: <= 10 ms/node ${verdict(large.evalMs / large.nodes <= 10)}; ${large.nodes} nodes < 5 s ${verdict(large.evalMs < 5000)}; < 1 GiB ${verdict(large.maxRssMiB < 1024)}`);
     console.log("");
 }
@@ -293,8 +298,15 @@ function parent(): void {
     console.log(`fleet: every ${AWS_EVERY}th node on AWS, the rest existing servers behind a bastion${RICH ? "; a 60 KB site rule file and the HTTP output with its secret URL on every node" : ""}; index.ts under mocks\n`);
     for (const m of MODES) {
         const results = SIZES.map((n) => runChild<Result>(["--child", String(n), ...m.flag]));
-        const large = results[results.length - 1];
-        const floor = runChild<FloorResult>(["--floor", JSON.stringify({ types: large.types, invokes: large.invokes }), ...m.flag]);
+        // ours = program - floor is a difference of two timings: at the largest size, run both twice, in
+        // turn, and keep the faster of each, so a busy moment on the machine does not decide it.
+        const large = results.length - 1;
+        const floorArgs = ["--floor", JSON.stringify({ types: results[large].types, invokes: results[large].invokes }), ...m.flag];
+        let floor = runChild<FloorResult>(floorArgs);
+        const again = runChild<Result>(["--child", String(SIZES[large]), ...m.flag]);
+        if (again.evalMs < results[large].evalMs) results[large] = again;
+        const floorAgain = runChild<FloorResult>(floorArgs);
+        if (floorAgain.totalMs < floor.totalMs) floor = floorAgain;
         report(m.title, results, floor);
     }
 }
