@@ -85,8 +85,8 @@ describe("k8sAudit settings", () => {
         assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true } }), ["k8sAudit.allowedSources"]);
         assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["0.0.0.0/0"] } }), ["k8sAudit.allowedSources"]);
         assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["::/0"] } }), ["k8sAudit.allowedSources"]);
-        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["10.0.0.1"] } }), ["k8sAudit.allowedSources.0"]);
-        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["10.0.0.1/32; flush ruleset"] } }), ["k8sAudit.allowedSources.0"]);
+        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["10.0.0.1"] } }), ["k8sAudit.allowedSources[0]"]);
+        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["10.0.0.1/32; flush ruleset"] } }), ["k8sAudit.allowedSources[0]"]);
     });
 
     it("requires cluster name and region for eks, and rejects webhook-only keys there", () => {
@@ -109,7 +109,7 @@ describe("k8sAudit settings", () => {
             [{ tls: { certificatePath: "relative.pem" } }, "k8sAudit.tls.certificatePath"],
             [{ tls: { certificatePath: "/etc/x/../y.pem" } }, "k8sAudit.tls.certificatePath"],
             [{ falcoNamespace: "Falco" }, "k8sAudit.falcoNamespace"],
-            [{ trustedUsers: ["alice\"; x"] }, "k8sAudit.trustedUsers.0"],
+            [{ trustedUsers: ["alice\"; x"] }, "k8sAudit.trustedUsers[0]"],
             [{ bogus: true } as never, "k8sAudit.bogus"],
         ];
         for (const [k, key] of bad) assert.deepStrictEqual(keysOf({ k8sAudit: { ...WEBHOOK.k8sAudit, ...k } }), [key], JSON.stringify(k));
