@@ -28,7 +28,7 @@ describe("e2e: bad inputs at the host fail clearly and leave nothing half-writte
     let vm: Vm;
     let debSha256: string;
     let otherSha256: string;
-    const t0 = Date.now();
+    let t0 = 0;
 
     const root = (script: string) =>
         vm.runAsRoot(script).then((r) => {
@@ -67,6 +67,7 @@ describe("e2e: bad inputs at the host fail clearly and leave nothing half-writte
 
     before(async function () {
         this.timeout(15 * 60_000);
+        t0 = Date.now();
         repo = await startAptRepo();
         vm = await startVm({ guestHttpPort: repo.server.port });
         const [deb, other] = repo.debPaths;

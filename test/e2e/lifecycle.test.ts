@@ -78,7 +78,7 @@ describe("e2e: host lifecycle on a Debian 12 VM (apt install, converge, drift, h
     this.bail(true);
     let repo: AptRepo;
     let vm: Vm;
-    const t0 = Date.now();
+    let t0 = 0;
     const timings: string[] = [];
     const settings = (tag: string, condition?: string): HostSettings =>
         aptSettings(repo, { falcoVersion: PINNED, rules: { custom: { "e2e-probe": ruleFile(tag, condition) } } });
@@ -108,6 +108,7 @@ describe("e2e: host lifecycle on a Debian 12 VM (apt install, converge, drift, h
 
     before(async function () {
         this.timeout(15 * 60_000);
+        t0 = Date.now();
         repo = await startAptRepo();
         vm = await startVm({ guestHttpPort: repo.server.port });
         v1 = bundleFor(settings("v1"));

@@ -1,18 +1,21 @@
 /**
- * Smoke test of the e2e harness itself: the VM boots with systemd, admin has passwordless sudo, and the guest
- * installs the TEST STAND-IN falco from the test's own signed apt repository, the only repository it can reach.
+ * Smoke test of the e2e harness itself: the VM boots with systemd, admin has passwordless sudo, the guest reaches
+ * the test's own HTTP server (where the signed apt repository lives) and nothing else. Kept short: installing the
+ * TEST STAND-IN falco from that repository, its health endpoint, restarts and config rejection are exercised by
+ * the product's own suites (lifecycle.test.ts, faults.test.ts) on VMs of their own.
  */
 import * as assert from "assert";
 import { AptRepo, startAptRepo } from "./aptRepo";
-import { shQuote, tail } from "./exec";
+import { shQuote } from "./exec";
 import { startVm, Vm } from "./vm";
 
 describe("e2e harness smoke test (VM + stand-in apt repository)", function () {
     let repo: AptRepo;
     let vm: Vm;
-    const t0 = Date.now();
+    let t0 = 0;
 
     before(async function () {
+        t0 = Date.now();
         repo = await startAptRepo();
         vm = await startVm({ guestHttpPort: repo.server.port, forwardPorts: [8765] });
     });
@@ -74,64 +77,5 @@ describe("e2e harness smoke test (VM + stand-in apt repository)", function () {
         assert.strictEqual(await vm.stat("/nonexistent"), undefined);
         const props = await vm.unitProps("ssh.service", ["ActiveState", "SubState"]);
         assert.deepStrictEqual(props, { ActiveState: "active", SubState: "running" });
-    });
-
-    it("has no apt source but the test's signed repository, and installs the stand-in falco 0.44.1 from it", async function () {
-        const keyring = "/usr/share/keyrings/falco-archive-keyring.gpg";
-        const script = `
-set -euo pipefail
-test -z "$(find /etc/apt/sources.list /etc/apt/sources.list.d -type f 2>/dev/null)"
-curl -fsSL ${shQuote(repo.keyUrl)} | gpg --dearmor -o ${keyring}
-gpg --show-keys --with-colons ${keyring} | awk -F: '$1=="fpr"{print $10; exit}'
-echo "deb [signed-by=${keyring}] ${repo.url} ${repo.suite} ${repo.component}" > /etc/apt/sources.list.d/falcosecurity.list
-apt-get -o APT::Update::Error-Mode=any update
-apt-cache madison falco
-DEBIAN_FRONTEND=noninteractive FALCO_FRONTEND=noninteractive FALCO_DRIVER_CHOICE=none FALCOCTL_ENABLED=no \\
-  apt-get install -y falco=0.44.1 </dev/null
-falco --version
-`;
-        const r = await vm.runAsRoot(script, { timeoutMs: 600_000 });
-        assert.strictEqual(r.code, 0, `install failed:\n${tail(r.stdout)}\n${tail(r.stderr)}`);
-        assert.ok(r.stdout.includes(repo.fingerprint), `served key fingerprint ${repo.fingerprint} not in:\n${r.stdout}`);
-        assert.match(r.stdout, /falco \|\s+0\.44\.2 \| http:\/\/10\.0\.2\.100\/packages\/deb stable\/main amd64 Packages/);
-        assert.match(r.stdout, /^Falco version: 0\.44\.1 \(x86_64\)$/m);
-        assert.match(r.stdout, /TEST STAND-IN, NOT Falco/);
-        // Everything apt fetched came from our server.
-        assert.ok(repo.server.requests.some((q) => q.url.endsWith("/falco_0.44.1_amd64.deb") && q.status === 200));
-        // The package's units are there (masking them is the product's job), none enabled with FALCO_DRIVER_CHOICE=none.
-        const units = await vm.sshChecked("systemctl list-unit-files --no-legend 'falco*' | awk '{print $1\" \"$2}'");
-        assert.match(units, /^falco-modern-bpf\.service disabled$/m);
-        assert.match(units, /^falcoctl-artifact-follow\.service masked$/m);
-    });
-
-    it("runs the stand-in daemon with a health endpoint, SIGHUP logging and a clean SIGTERM exit", async function () {
-        const r = await vm.runAsRoot(`
-set -euo pipefail
-falco --dry-run -c /etc/falco/falco.yaml
-systemd-run --unit=standin-probe --property=Type=simple /usr/bin/falco -c /etc/falco/falco.yaml
-for i in $(seq 1 30); do curl -fsS http://127.0.0.1:8765/healthz && break; sleep 1; done
-`);
-        assert.strictEqual(r.code, 0, `${tail(r.stdout)}\n${tail(r.stderr)}`);
-        assert.match(r.stdout, /\{"status": "ok"\}/);
-        // The same endpoint from this machine, through the forwarded port.
-        const res = await fetch(`http://127.0.0.1:${vm.forwardedPorts[8765]}/healthz`);
-        assert.deepStrictEqual(await res.json(), { status: "ok" });
-        const log = await vm.runAsRoot(`
-set -euo pipefail
-systemctl kill -s HUP standin-probe
-sleep 2
-systemctl stop standin-probe
-journalctl -b -o cat -u standin-probe --no-pager
-systemctl show -p Result --value standin-probe 2>/dev/null || true
-`);
-        assert.strictEqual(log.code, 0, log.stderr);
-        assert.match(log.stdout, /SIGHUP received/);
-        assert.match(log.stdout, /SIGTERM received, exiting/);
-        assert.match(log.stdout, /Falco stand-in started: pid=\d+/);
-        const bad = await vm.runAsRoot(
-            "echo 'x: STANDIN-INVALID' > /etc/falco/config.d/zz-bad.yaml; falco -c /etc/falco/falco.yaml --dry-run; rc=$?; rm /etc/falco/config.d/zz-bad.yaml; exit $rc",
-        );
-        assert.strictEqual(bad.code, 1);
-        assert.match(bad.stderr, /STANDIN-INVALID/);
     });
 });

@@ -148,13 +148,17 @@ unpack_bundle() {
         die "this bundle's format is not $PAYLOAD_FORMAT: render it with the same falco-nodes version as this script"
 }
 
-# param NAME PATTERN: the parameter's value, which must match PATTERN (a bash regex).
+# param VAR NAME PATTERN: VAR = the parameter's value, which must match PATTERN (a bash regex).
 param() {
-    local file="$WORK/bundle/params/$1" value
-    [[ -f $file ]] || die "the bundle lacks parameter $1: render it again"
-    value=$(<"$file")
-    [[ $value =~ $2 ]] || die "the bundle's parameter $1 is malformed: render it again"
-    printf '%s' "$value"
+    local -n param_into=$1
+    local file="$WORK/bundle/params/$2" value=""
+    [[ -f $file ]] || die "the bundle lacks parameter $2: render it again"
+    # read, not $(<file): no subshell. A converge reads a few dozen parameters, and every fork counts on a slow host.
+    IFS= read -r -d '' value <"$file" || true
+    value=${value%$'\n'}
+    [[ $value =~ $3 ]] || die "the bundle's parameter $2 is malformed: render it again"
+    # shellcheck disable=SC2034 # a nameref: this assigns the caller's variable
+    param_into=$value
 }
 
 # param_lines NAME PATTERN ARRAY: a multi-line parameter, one checked value per line, into ARRAY.
@@ -175,33 +179,33 @@ readonly RE_UNIT='^[A-Za-z0-9@._-]+\.service$'
 readonly RE_BOOL='^(true|false)$'
 
 load_params() {
-    P_VERSION=$(param falco_version '^[0-9]+\.[0-9]+\.[0-9]+$')
-    P_DRIVER=$(param driver '^(modern_ebpf|kmod|auto)$')
-    P_PERF=$(param perf_event_paranoid '^(auto|lower-to-2|grant-sys-admin)$')
-    P_SOURCE=$(param install_source '^(apt|rpm|package-file|preinstalled)$')
-    P_REPO_URL=$(param repo_url '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$')
-    P_KEY_URL=$(param key_url '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$')
-    P_KEY_FPR=$(param key_fingerprint '^[0-9A-F]{40}$')
-    P_PACKAGE_FILE=$(param package_file '^(/[A-Za-z0-9._/-]+\.(deb|rpm))?$')
-    P_PACKAGE_SHA256=$(param package_sha256 '^([0-9a-f]{64})?$')
-    P_BINARY=$(param binary_path "$RE_PATH")
-    P_PURGE=$(param purge_on_uninstall "$RE_BOOL")
-    P_WEBSERVER=$(param webserver_enabled "$RE_BOOL")
-    P_PORT=$(param webserver_port '^[0-9]{1,5}$')
-    P_UNIT_NAME=$(param unit_name "$RE_UNIT")
-    P_UNIT_PATH=$(param unit_path "$RE_PATH")
-    P_UNIT_DROPIN_DIR=$(param unit_dropin_dir "$RE_PATH")
-    P_FALCO_DIR=$(param falco_config_dir "$RE_PATH")
-    P_FALCO_MAIN=$(param falco_main_config "$RE_PATH")
-    P_BUNDLE_HASH=$(param bundle_hash '^[0-9a-f]{64}$')
+    param P_VERSION falco_version '^[0-9]+\.[0-9]+\.[0-9]+$'
+    param P_DRIVER driver '^(modern_ebpf|kmod|auto)$'
+    param P_PERF perf_event_paranoid '^(auto|lower-to-2|grant-sys-admin)$'
+    param P_SOURCE install_source '^(apt|rpm|package-file|preinstalled)$'
+    param P_REPO_URL repo_url '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$'
+    param P_KEY_URL key_url '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$'
+    param P_KEY_FPR key_fingerprint '^[0-9A-F]{40}$'
+    param P_PACKAGE_FILE package_file '^(/[A-Za-z0-9._/-]+\.(deb|rpm))?$'
+    param P_PACKAGE_SHA256 package_sha256 '^([0-9a-f]{64})?$'
+    param P_BINARY binary_path "$RE_PATH"
+    param P_PURGE purge_on_uninstall "$RE_BOOL"
+    param P_WEBSERVER webserver_enabled "$RE_BOOL"
+    param P_PORT webserver_port '^[0-9]{1,5}$'
+    param P_UNIT_NAME unit_name "$RE_UNIT"
+    param P_UNIT_PATH unit_path "$RE_PATH"
+    param P_UNIT_DROPIN_DIR unit_dropin_dir "$RE_PATH"
+    param P_FALCO_DIR falco_config_dir "$RE_PATH"
+    param P_FALCO_MAIN falco_main_config "$RE_PATH"
+    param P_BUNDLE_HASH bundle_hash '^[0-9a-f]{64}$'
     param_lines package_units "$RE_UNIT" PACKAGE_UNITS
-    P_ARTIFACTS_DIR=$(param artifacts_dir "$RE_PATH")
+    param P_ARTIFACTS_DIR artifacts_dir "$RE_PATH"
     param_lines k8saudit_artifact_files '^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$' ART_FILES
     param_lines k8saudit_artifact_refs '^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)+:[0-9]+\.[0-9]+\.[0-9]+$' ART_REFS
     ((${#ART_FILES[@]} == ${#ART_REFS[@]})) || die "the bundle's k8saudit artifact parameters are malformed: render it again"
-    P_TLS_CERT=$(param k8saudit_tls_certificate '^(/[A-Za-z0-9._/-]+)?$')
-    P_FW_TABLE=$(param firewall_table '^[a-z][a-z0-9_]*$')
-    P_FW_UNIT=$(param firewall_unit_name "$RE_UNIT")
+    param P_TLS_CERT k8saudit_tls_certificate '^(/[A-Za-z0-9._/-]+)?$'
+    param P_FW_TABLE firewall_table '^[a-z][a-z0-9_]*$'
+    param P_FW_UNIT firewall_unit_name "$RE_UNIT"
     local path
     for path in "$P_BINARY" "$P_UNIT_PATH" "$P_UNIT_DROPIN_DIR" "$P_FALCO_DIR" "$P_FALCO_MAIN" "$P_PACKAGE_FILE" "$P_ARTIFACTS_DIR" "$P_TLS_CERT"; do
         [[ $path != *..* ]] || die "the bundle's paths are malformed: render it again"
@@ -262,6 +266,7 @@ os_family() {
 
 # The package family install.source implies (empty for preinstalled).
 source_family() {
+    # shellcheck disable=SC2153 # P_SOURCE is assigned by param (a nameref), which shellcheck cannot follow
     case $P_SOURCE:$P_PACKAGE_FILE in
     apt:* | package-file:*.deb) printf debian ;;
     rpm:* | package-file:*.rpm) printf rpm ;;
