@@ -296,6 +296,38 @@ describe("host scripts: real runs in a sandbox (mount namespace, overlays, fake 
         assert.deepEqual(sb.snapshot(), before);
     });
 
+    it("waits for cloud-init before changing anything, and only where cloud-init exists", () => {
+        const b = managedBy();
+        const r = sb.run(b.installScript);
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual(sb.log("cloud-init"), ["status --wait"]);
+        assert.match(r.stderr, /waiting for cloud-init to finish/);
+
+        // Finished with an error: say so and converge anyway (the host is as ready as it will get).
+        fs.writeFileSync(path.join(sb.state, "cloud-init-rc"), "1");
+        const failed = sb.run(b.installScript);
+        assert.equal(failed.status, 0, failed.stderr);
+        assert.match(failed.stderr, /cloud-init finished with an error/);
+
+        // Still running after the wait: refuse, nothing changed (124 is timeout's code).
+        const fresh = new HostSandbox();
+        try {
+            fs.writeFileSync(path.join(fresh.state, "cloud-init-rc"), "124");
+            const stuck = fresh.run(renderBundle(resolveHostSettings({ install: { source: "preinstalled", binaryPath: fresh.falco } })).installScript);
+            assert.equal(stuck.status, 1);
+            assert.match(stuck.stderr, /cloud-init did not finish within 900s.*nothing was changed/);
+            assert.equal(fresh.stat(UNIT_PATH), undefined);
+            assert.deepEqual(fresh.log("systemctl"), []);
+        } finally {
+            fresh.cleanup();
+        }
+
+        // Bare metal: no cloud-init, no wait.
+        const bare = sb.run(b.installScript, { hide: ["cloud-init"] });
+        assert.equal(bare.status, 0, bare.stderr);
+        assert.doesNotMatch(bare.stderr, /cloud-init/);
+    });
+
     it("restores drifted files, restarting Falco only for Falco's own files", () => {
         const b = managedBy();
         assert.equal(sb.run(b.installScript).status, 0);

@@ -3,7 +3,7 @@
  * mount namespace (and an empty network namespace) where /etc and /var/lib are overlays whose writes land in the
  * sandbox's own directories, /run is a fresh tmpfs (with /run/systemd/system, so the script sees a systemd host,
  * unless asked not to), and /usr/local/sbin (first on the script's fixed PATH) holds fakes of systemctl,
- * journalctl, sysctl, sshd, curl, falcoctl and nft that keep their state in the sandbox. Falco itself is a fake
+ * journalctl, sysctl, sshd, curl, falcoctl, nft and cloud-init that keep their state in the sandbox. Falco itself is a fake
  * binary installed as `preinstalled`.
  *
  * Nothing in the script knows about this: no test hooks, the production code paths run. What cannot be
@@ -129,6 +129,12 @@ printf '%s\n' "$*" >>__STATE__/curl.log
 [[ -e __STATE__/active/falco-nodes.service ]]
 `;
 
+/** cloud-init: `status --wait` exits with the code in the state's `cloud-init-rc` (default 0, i.e. done). */
+const FAKE_CLOUD_INIT = String.raw`#!/bin/bash
+printf '%s\n' "$*" >>__STATE__/cloud-init.log
+exit "$(cat __STATE__/cloud-init-rc 2>/dev/null || echo 0)"
+`;
+
 const FAKE_FALCOCTL = String.raw`#!/bin/bash
 S=__STATE__
 printf '%s
@@ -212,6 +218,7 @@ export class HostSandbox {
         write(path.join(this.root, "fakebin", "curl"), FAKE_CURL);
         write(path.join(this.root, "fakebin", "falcoctl"), FAKE_FALCOCTL);
         write(path.join(this.root, "fakebin", "nft"), FAKE_NFT);
+        write(path.join(this.root, "fakebin", "cloud-init"), FAKE_CLOUD_INIT);
         this.falco = path.join(this.root, "bin", "falco");
         write(this.falco, FAKE_FALCO);
         // A host with sshd (its config includes the drop-in directory) that is running.

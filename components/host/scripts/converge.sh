@@ -47,6 +47,8 @@ readonly MIN_FREE_VAR_INSTALL_MIB=200
 readonly MIN_FREE_USR_INSTALL_MIB=200
 # Falco needed 9-11 s to start under emulation; a real host is faster.
 readonly HEALTH_TIMEOUT_SECONDS=90
+# A fresh cloud instance may still be running cloud-init (users, packages, sshd keys) when SSH first answers.
+readonly CLOUD_INIT_TIMEOUT_SECONDS=900
 
 WORK=""
 STAGED=()
@@ -128,6 +130,22 @@ require_space_for_files() {
 take_lock() {
     exec 9>"$LOCK_FILE"
     flock -w 600 9 || die "another falco-nodes converge or uninstall still holds $LOCK_FILE after 10 minutes"
+}
+
+# A fresh cloud instance answers SSH before cloud-init has finished (apt sources, users, the sshd host key our
+# connection pinned): wait for it, so package installs and the sshd drop-in do not race it. Hosts without
+# cloud-init (bare metal) go straight on.
+wait_for_cloud_init() {
+    local rc=0 bin
+    # command -v also names a file that is not executable (bash reports it so running it fails clearly).
+    bin=$(command -v cloud-init 2>/dev/null) && [[ -x $bin ]] || return 0
+    log "waiting for cloud-init to finish (at most ${CLOUD_INIT_TIMEOUT_SECONDS}s)"
+    timeout "$CLOUD_INIT_TIMEOUT_SECONDS" cloud-init status --wait >/dev/null 2>&1 || rc=$?
+    case $rc in
+    0 | 2) ;; # 2: done, with recoverable errors (cloud-init >= 23.4)
+    124) die "cloud-init did not finish within ${CLOUD_INIT_TIMEOUT_SECONDS}s (cloud-init status --long says why); nothing was changed" ;;
+    *) warn "cloud-init finished with an error (cloud-init status --long says which); converging anyway" ;;
+    esac
 }
 
 # --- the bundle ---------------------------------------------------------------------------------------------
@@ -1079,6 +1097,7 @@ converge() {
     load_params
     read_bundle_manifest
     refuse_placeholders
+    wait_for_cloud_init
     require_space_for_files
     check_source_fits_host
     choose_driver
@@ -1233,7 +1252,7 @@ main() {
 
     require_root
     require_systemd
-    require_tools base64 gzip tar sha256sum systemctl flock mktemp install cmp stat df unshare mount uname sed grep sort
+    require_tools base64 gzip tar sha256sum systemctl flock timeout mktemp install cmp stat df unshare mount uname sed grep sort
     # converge checks every filesystem its files land on once the bundle is unpacked (require_space_for_files).
     if [[ $action == converge ]]; then require_space /var "$MIN_FREE_VAR_MIB"; else require_space /etc "$MIN_FREE_ETC_MIB"; fi
     take_lock
