@@ -8,11 +8,14 @@
  * stack outputs are known; loading the modules is measured apart, since it does not grow with the fleet.
  * Figures only: nothing here fails on a slow machine.
  *
- * What is ours and what is Pulumi's: the SDK spends a fixed amount per resource whatever the program does
- * (every output property of a custom resource gets four promises, each capturing `new Error().stack`, which
- * ts-node then source-maps; an `aws.ec2.Instance` has ~60 such properties). A separate "floor" process declares
- * the same number of resources of the same types, and the same invokes, with trivial inputs under the same mocks;
- * ours = the program's time minus that floor.
+ * What is ours and what is Pulumi's: the SDK spends a fixed amount per resource whatever the program does. A
+ * separate "floor" process declares the same number of resources of the same types, and the same invokes, with
+ * trivial inputs under the same mocks and the same stack-trace policy; ours = the program's time minus that floor.
+ *
+ * The third mode runs the program with `PULUMI_DEBUG_PROMISE_LEAKS=1`, which turns off index.ts's
+ * `withoutPromiseStackTraces`: the SDK then formats a stack trace for every promise it wraps (four per output
+ * property of a custom resource; an `aws.ec2.Instance` has ~60), source-mapped under ts-node. Its figures are
+ * what that policy saves.
  *
  * `npm run bench -- --fleet rich` adds what a production fleet typically has: a site rule file (~60 KB of
  * rules in `falco.rules.custom`) and the HTTP output with the secret URL on every node.
@@ -175,6 +178,7 @@ async function floorChild(types: Record<string, number>, invokes: Record<string,
     const aws = await import("@pulumi/aws");
     const tls = await import("@pulumi/tls");
     const command = await import("@pulumi/command");
+    const { withoutPromiseStackTraces } = await import("../components/sdk/promiseStackTraces");
     applyMode();
     const resources: { type: string }[] = [];
     support.installProgramMocks(resources as never);
@@ -225,7 +229,10 @@ async function floorChild(types: Record<string, number>, invokes: Record<string,
     const cpu0 = process.cpuUsage();
     const outs: Pulumi.Output<unknown>[] = [];
     const most = Math.max(...makers.map((m) => m.count));
-    for (let i = 0; i < most; i++) for (const m of makers) if (i < m.count) outs.push(m.make(i));
+    // Under the program's own stack-trace policy (index.ts declares its resources the same way).
+    withoutPromiseStackTraces(() => {
+        for (let i = 0; i < most; i++) for (const m of makers) if (i < m.count) outs.push(m.make(i));
+    });
     await settle(outs);
     await support.settled(resources as never, 20);
     const totalMs = Number(process.hrtime.bigint() - start) / 1e6 - 20;
@@ -236,7 +243,7 @@ async function floorChild(types: Record<string, number>, invokes: Record<string,
     for (const m of makers) {
         const count = Math.min(m.count, 50);
         const g0 = process.hrtime.bigint();
-        await settle(Array.from({ length: count }, (_, i) => m.make(m.count + i)));
+        await settle(withoutPromiseStackTraces(() => Array.from({ length: count }, (_, i) => m.make(m.count + i))));
         groups.push({ what: m.what, count, ms: Number(process.hrtime.bigint() - g0) / 1e6 });
     }
     const result: FloorResult = { totalMs, cpuMs: (cpu.user + cpu.system) / 1000, groups, unknownTypes };
@@ -248,14 +255,26 @@ async function floorChild(types: Record<string, number>, invokes: Record<string,
  * Pulumi's runner loads `source-map-support/register` for JavaScript programs too; measured under it, the
  * compiled figures were the same as with V8's plain stack traces, within this machine's noise.
  */
-const MODES = [
-    { flag: [] as string[], title: "as `pulumi preview` runs index.ts (ts-node, source-mapped stack traces)" },
+interface Mode {
+    flag: string[];
+    /** Extra environment for the child processes. */
+    env?: Record<string, string>;
+    title: string;
+}
+const MODES: Mode[] = [
+    { flag: [], title: "as `pulumi preview` runs index.ts (ts-node, source-mapped stack traces)" },
     { flag: ["--compiled"], title: "compiled to JavaScript (V8 stack traces, no source-map lookups)" },
+    {
+        flag: [],
+        env: { PULUMI_DEBUG_PROMISE_LEAKS: "1" },
+        title: "ts-node with the SDK's promise stack traces (PULUMI_DEBUG_PROMISE_LEAKS=1: withoutPromiseStackTraces off)",
+    },
 ];
 
-function runChild<T>(args: string[]): T {
-    const r = spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", __filename, ...args, ...(RICH ? ["--fleet", "rich"] : [])], {
+function runChild<T>(args: string[], mode: Mode): T {
+    const r = spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", __filename, ...args, ...mode.flag, ...(RICH ? ["--fleet", "rich"] : [])], {
         cwd: path.resolve(__dirname, ".."),
+        env: { ...process.env, ...mode.env },
         encoding: "utf8",
         maxBuffer: 64 * 1024 * 1024,
     });
@@ -267,7 +286,7 @@ function runChild<T>(args: string[]): T {
     return JSON.parse(line.slice("RESULT ".length));
 }
 
-function report(title: string, results: Result[], floor: FloorResult): void {
+function report(title: string, results: Result[], floor: FloorResult): number {
     const f = (x: number, d = 1) => x.toFixed(d).padStart(8);
     console.log(title);
     console.log(`  nodes  resources   eval ms  ms/node   cpu ms  load ms  peak RSS MiB  peak heap MiB`);
@@ -289,6 +308,7 @@ function report(title: string, results: Result[], floor: FloorResult): void {
     console.log(`  of which bundle rendering: ${renders} renders x ${large.bundleMs.toFixed(1)} ms (FalcoHost renders once per distinct settings${RICH ? ", and once more with the secret URL" : ""})`);
     console.log(`  targets: <= 10 ms/node ${verdict(large.evalMs / large.nodes <= 10)}; ${large.nodes} nodes < 5 s ${verdict(large.evalMs < 5000)}; < 1 GiB ${verdict(large.maxRssMiB < 1024)}`);
     console.log("");
+    return large.evalMs / large.nodes;
 }
 
 function parent(): void {
@@ -296,19 +316,22 @@ function parent(): void {
     if (busy > os.cpus().length / 2)
         console.log(`note: load average ${busy.toFixed(1)} on ${os.cpus().length} CPUs before starting; wall times will be inflated (cpu ms less so)\n`);
     console.log(`fleet: every ${AWS_EVERY}th node on AWS, the rest existing servers behind a bastion${RICH ? "; a 60 KB site rule file and the HTTP output with its secret URL on every node" : ""}; index.ts under mocks\n`);
+    const perNode: number[] = [];
     for (const m of MODES) {
-        const results = SIZES.map((n) => runChild<Result>(["--child", String(n), ...m.flag]));
+        const results = SIZES.map((n) => runChild<Result>(["--child", String(n)], m));
         // ours = program - floor is a difference of two timings: at the largest size, run both twice, in
         // turn, and keep the faster of each, so a busy moment on the machine does not decide it.
         const large = results.length - 1;
-        const floorArgs = ["--floor", JSON.stringify({ types: results[large].types, invokes: results[large].invokes }), ...m.flag];
-        let floor = runChild<FloorResult>(floorArgs);
-        const again = runChild<Result>(["--child", String(SIZES[large]), ...m.flag]);
+        const floorArgs = ["--floor", JSON.stringify({ types: results[large].types, invokes: results[large].invokes })];
+        let floor = runChild<FloorResult>(floorArgs, m);
+        const again = runChild<Result>(["--child", String(SIZES[large])], m);
         if (again.evalMs < results[large].evalMs) results[large] = again;
-        const floorAgain = runChild<FloorResult>(floorArgs);
+        const floorAgain = runChild<FloorResult>(floorArgs, m);
         if (floorAgain.totalMs < floor.totalMs) floor = floorAgain;
-        report(m.title, results, floor);
+        perNode.push(report(m.title, results, floor));
     }
+    const [tsNode, , withStacks] = perNode;
+    console.log(`withoutPromiseStackTraces at ${SIZES[SIZES.length - 1]} nodes under ts-node: ${tsNode.toFixed(2)} ms/node vs ${withStacks.toFixed(2)} with the SDK's promise stacks (x${(withStacks / tsNode).toFixed(1)})`);
 }
 
 const exit = (e: unknown) => {

@@ -27,3 +27,6 @@ export * from "./cluster";
 // Rules and the stack configuration, as namespaces (their helpers are for programs that build their own).
 export * as rules from "./rules";
 export * as stackConfig from "./config";
+
+// Program helper: declare many resources without the SDK's per-promise stack traces (see the module's notes).
+export { withoutPromiseStackTraces, PROMISE_LEAKS_ENV } from "./sdk/promiseStackTraces";
