@@ -11,8 +11,9 @@
  * What this changes, and only when `PULUMI_DEBUG_PROMISE_LEAKS` is not set (with it set, nothing changes):
  * - while the callback runs (a program's synchronous resource declarations), V8 captures no stack frames,
  *   so an error thrown from inside it carries its message and no frames;
- * - afterwards, a stack captured inside the SDK's `debuggablePromise` is not formatted: it reads as a one-line
- *   note saying how to get it back. Every other stack keeps its frames, source-mapped as before.
+ * - afterwards, when a stack formatter is installed (as under `pulumi up`: source-map-support, ts-node), a stack
+ *   captured inside the SDK's `debuggablePromise` is not formatted: it reads as a one-line note saying how to get
+ *   it back. Every other stack keeps its frames, source-mapped as before.
  * Resource source positions, which the engine shows in diagnostics, are unaffected: the SDK raises the limit
  * itself while it records them.
  */
@@ -37,25 +38,16 @@ export function isSdkPromiseCapture(frames: readonly NodeJS.CallSite[]): boolean
     return top !== undefined && top.getFunctionName() === SDK_CAPTURER && SDK_CAPTURER_FILE.test(top.getFileName() ?? "");
 }
 
-/** V8's own format, for when no other formatter (source-map-support, ts-node) is installed. */
-function formatLikeV8(error: Error, frames: readonly NodeJS.CallSite[]): string {
-    let head: string;
-    try {
-        head = String(error);
-    } catch {
-        head = "Error";
-    }
-    return [head, ...frames.map((f) => `    at ${f.toString()}`)].join("\n");
-}
-
-/** Wraps whatever stack formatter is installed now, skipping only the SDK's promise captures. */
+/**
+ * Wraps the stack formatter installed now (source-map-support, which Pulumi's runner always loads, or ts-node's),
+ * skipping only the SDK's promise captures. With none installed we leave V8's (or Node's `--enable-source-maps`)
+ * native formatting alone: wrapping it would mean re-implementing it, and losing the source maps.
+ */
 function installPromiseStackFilter(): void {
     const current = Error.prepareStackTrace as (PrepareStackTrace & { [FILTER_MARK]?: true }) | undefined;
-    if (current?.[FILTER_MARK]) return;
-    const filter: PrepareStackTrace & { [FILTER_MARK]?: true } = (error, frames) => {
-        if (isSdkPromiseCapture(frames)) return SKIPPED_STACK_NOTE;
-        return current ? current(error, frames) : formatLikeV8(error, frames);
-    };
+    if (current === undefined || current[FILTER_MARK]) return;
+    const filter: PrepareStackTrace & { [FILTER_MARK]?: true } = (error, frames) =>
+        isSdkPromiseCapture(frames) ? SKIPPED_STACK_NOTE : current(error, frames);
     filter[FILTER_MARK] = true;
     Error.prepareStackTrace = filter;
 }

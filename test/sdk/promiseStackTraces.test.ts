@@ -64,6 +64,18 @@ describe("sdk: withoutPromiseStackTraces", () => {
         assert.ok(hasFrames(other.stack), other.stack);
     });
 
+    it("leaves V8's native formatting (and Node's --enable-source-maps) alone when no formatter is installed", async () => {
+        const installed = Error.prepareStackTrace;
+        Error.prepareStackTrace = undefined;
+        try {
+            withoutPromiseStackTraces(() => undefined, noLeakDebugging);
+            assert.strictEqual(Error.prepareStackTrace, undefined);
+            assert.ok(hasFrames(await sdkRecordedStack()), "the SDK's stacks are native ones then");
+        } finally {
+            Error.prepareStackTrace = installed;
+        }
+    });
+
     it("with PULUMI_DEBUG_PROMISE_LEAKS set, changes nothing", () => {
         const before = Error.stackTraceLimit;
         const inside = withoutPromiseStackTraces(() => ({ stack: new Error("x").stack, limit: Error.stackTraceLimit }), { [PROMISE_LEAKS_ENV]: "1" });
