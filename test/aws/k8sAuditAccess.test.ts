@@ -3,7 +3,7 @@ import { eksAuditLogGroupName, eksAuditLogPolicy, k8sAuditIngressRules } from ".
 import { AwsFalcoNode, AwsFalcoNodeArgs } from "../../components/aws/node";
 import { checkNoWorldOpenSsh } from "../../components/aws/policies";
 import { HostSettings, resolveHostSettings } from "../../components/host/settings";
-import { AwsMockRecorder, FAKE_ACCOUNT_ID, reveal, settled, setupAwsMocks, valueOf } from "../support/awsMocks";
+import { FAKE_ACCOUNT_ID, type Mocks, outputOf, settled, setupCloudMocks, unwrapSecrets } from "../support/mocks";
 
 const T = {
     sg: "aws:ec2/securityGroup:SecurityGroup",
@@ -51,29 +51,29 @@ describe("k8sAudit on AWS (pure)", () => {
 });
 
 describe("AwsFalcoNode with k8sAudit (mocks)", () => {
-    let mocks: AwsMockRecorder;
+    let mocks: Mocks;
     beforeEach(() => {
-        mocks = setupAwsMocks();
+        mocks = setupCloudMocks({ strictCalls: true });
     });
     async function build(name: string, extra: Partial<AwsFalcoNodeArgs>): Promise<AwsFalcoNode> {
         const node = new AwsFalcoNode(name, { ...BASE, ...extra });
-        await valueOf(node.falcoVersion);
+        await outputOf(node.falcoVersion);
         await settled(mocks);
         return node;
     }
 
     it("eks: attaches the audit log policy to a role and profile of its own", async () => {
         await build("eks", { settings: EKS, k8sAuditEksLogAccess: true });
-        const role = reveal(mocks.one(T.role).inputs);
+        const role = unwrapSecrets(mocks.one(T.role).inputs);
         assert.deepStrictEqual(JSON.parse(role.assumeRolePolicy).Statement[0].Principal, { Service: "ec2.amazonaws.com" });
-        const policy = reveal(mocks.one(T.rolePolicy).inputs);
+        const policy = unwrapSecrets(mocks.one(T.rolePolicy).inputs);
         assert.strictEqual(policy.role, "eks-node-id", "attached to the node's role (the mock id of role eks-node)");
         assert.deepStrictEqual(
             JSON.parse(policy.policy),
             eksAuditLogPolicy({ partition: "aws", region: "eu-west-1", accountId: FAKE_ACCOUNT_ID, clusterName: "prod" }),
         );
         assert.strictEqual(mocks.ofType(T.attachment).length, 0, "no SSM policy unless asked");
-        assert.strictEqual(reveal(mocks.one(T.instance).inputs).iamInstanceProfile, reveal(mocks.one(T.profile).inputs).role);
+        assert.strictEqual(unwrapSecrets(mocks.one(T.instance).inputs).iamInstanceProfile, unwrapSecrets(mocks.one(T.profile).inputs).role);
     });
 
     it("eks with ssmAccess: one role carries both", async () => {
@@ -81,7 +81,7 @@ describe("AwsFalcoNode with k8sAudit (mocks)", () => {
         assert.strictEqual(mocks.ofType(T.role).length, 1);
         assert.strictEqual(mocks.ofType(T.attachment).length, 1);
         assert.strictEqual(mocks.ofType(T.rolePolicy).length, 1);
-        assert.match(reveal(mocks.one(T.role).inputs).description, /Systems Manager access, EKS audit log read/);
+        assert.match(unwrapSecrets(mocks.one(T.role).inputs).description, /Systems Manager access, EKS audit log read/);
     });
 
     it("eks without the flag: no credentials on the node", async () => {
@@ -99,7 +99,7 @@ describe("AwsFalcoNode with k8sAudit (mocks)", () => {
 
     it("webhook: the security group admits the port from the API servers (and listed groups) only", async () => {
         await build("hook", { settings: WEBHOOK, k8sAuditSourceSecurityGroupIds: ["sg-0controlplane"] });
-        const sg = reveal(mocks.one(T.sg).inputs);
+        const sg = unwrapSecrets(mocks.one(T.sg).inputs);
         const hook = sg.ingress.filter((r: any) => r.fromPort === 9765);
         assert.strictEqual(hook.length, 2);
         assert.deepStrictEqual(hook[0].cidrBlocks, ["10.0.0.10/32", "10.0.0.11/32"]);
@@ -111,7 +111,7 @@ describe("AwsFalcoNode with k8sAudit (mocks)", () => {
 
     it("without k8sAudit the security group is SSH only", async () => {
         await build("plain", {});
-        const sg = reveal(mocks.one(T.sg).inputs);
+        const sg = unwrapSecrets(mocks.one(T.sg).inputs);
         assert.deepStrictEqual(sg.ingress.map((r: any) => r.fromPort), [22]);
     });
 });

@@ -6,19 +6,19 @@ import { AwsFalcoNode, AwsFalcoNodeArgs, nodeHostSettings } from "../../componen
 import type { PolicyResource } from "@pulumi/policy";
 import { checkEbsEncrypted, checkFalcoNodesHaveFalcoHost, checkImdsResource, checkNoWorldOpenSsh, checkPublicIp } from "../../components/aws/policies";
 import { AWS_FALCO_NODE_TYPE } from "../../components/aws/tags";
+import { fakeKeyPair } from "../support/fakeSecrets";
 import {
-    AwsMockRecorder,
     FAKE_AMI_ID,
     FAKE_PRIVATE_IP,
     FAKE_PUBLIC_IP,
     FAKE_VPC_ID,
-    fakeKeyPair,
     isSecretValue,
-    reveal,
+    type Mocks,
+    outputOf,
     settled,
-    setupAwsMocks,
-    valueOf,
-} from "../support/awsMocks";
+    setupCloudMocks,
+    unwrapSecrets,
+} from "../support/mocks";
 
 const T = {
     instance: "aws:ec2/instance:Instance",
@@ -35,20 +35,20 @@ const T = {
 const BASE: AwsFalcoNodeArgs = { subnetId: "subnet-0abc", sshCidrs: ["203.0.113.7/32"] };
 
 describe("AwsFalcoNode", () => {
-    let mocks: AwsMockRecorder;
+    let mocks: Mocks;
     beforeEach(() => {
-        mocks = setupAwsMocks();
+        mocks = setupCloudMocks({ strictCalls: true });
     });
 
     /** Build a node and wait until all its children are declared. */
     async function build(name: string, extra: Partial<AwsFalcoNodeArgs> = {}): Promise<AwsFalcoNode> {
         const node = new AwsFalcoNode(name, { ...BASE, ...extra });
-        await valueOf(node.falcoVersion);
+        await outputOf(node.falcoVersion);
         await settled(mocks);
         return node;
     }
-    const instanceInputs = () => reveal(mocks.one(T.instance).inputs);
-    const sgInputs = () => reveal(mocks.one(T.sg).inputs);
+    const instanceInputs = () => unwrapSecrets(mocks.one(T.instance).inputs);
+    const sgInputs = () => unwrapSecrets(mocks.one(T.sg).inputs);
     const connection = () => mocks.one(T.command).inputs.connection;
     // The SDK lifts a nested secret to the top-level input: the whole connection is secret when the key is.
 
@@ -121,7 +121,7 @@ describe("AwsFalcoNode", () => {
 
         it("satisfies the stack policy: its instance has a FalcoHost with a converge command (real URNs)", async () => {
             const node = await build("stackpolicy");
-            const urns = await Promise.all([node.urn, node.instance.urn, node.falcoHost.urn, node.falcoHost.converge.urn].map(valueOf));
+            const urns = await Promise.all([node.urn, node.instance.urn, node.falcoHost.urn, node.falcoHost.converge.urn].map(outputOf));
             const [nodeR, instanceR, hostR, commandR] = urns.map((urn, i) => ({
                 urn,
                 type: [AWS_FALCO_NODE_TYPE, T.instance, T.falcoHost, T.command][i],
@@ -149,19 +149,19 @@ describe("AwsFalcoNode", () => {
             for (const arch of Object.values(Architecture))
                 it(`${os} on ${arch}: looks up the vendor image and logs in as the image's user`, async () => {
                     await build(`ami-${os}-${arch}`.replace(/\./g, ""), { os, architecture: arch });
-                    const lookups = mocks.calls.filter((c) => c.type === "aws:ec2/getAmi:getAmi");
+                    const lookups = mocks.calls.filter((c) => c.token === "aws:ec2/getAmi:getAmi");
                     assert.strictEqual(lookups.length, 1);
                     const { owners, filters, mostRecent } = lookups[0].inputs;
                     assert.deepStrictEqual({ owners, filters, mostRecent }, amiFilter(os, arch));
                     assert.strictEqual(instanceInputs().ami, FAKE_AMI_ID);
                     assert.strictEqual(instanceInputs().instanceType, arch === "arm64" ? "t4g.medium" : "t3.medium");
                     const expectedUser = { "ubuntu-24.04": "ubuntu", "ubuntu-22.04": "ubuntu", "debian-12": "admin", al2023: "ec2-user" }[os];
-                    assert.strictEqual(reveal(connection()).user, expectedUser);
+                    assert.strictEqual(unwrapSecrets(connection()).user, expectedUser);
                 });
 
         it("uses an explicit AMI without a lookup", async () => {
             await build("explicit", { ami: "ami-0feedfacecafebeef" });
-            assert.strictEqual(mocks.calls.filter((c) => c.type === "aws:ec2/getAmi:getAmi").length, 0);
+            assert.strictEqual(mocks.calls.filter((c) => c.token === "aws:ec2/getAmi:getAmi").length, 0);
             assert.strictEqual(instanceInputs().ami, "ami-0feedfacecafebeef");
         });
 
@@ -181,26 +181,26 @@ describe("AwsFalcoNode", () => {
             assert.deepStrictEqual(tlsKeys.map((k) => [k.name, k.inputs.algorithm]), [["keys-login", "ED25519"], ["keys-host", "ED25519"]]);
             const login = fakeKeyPair("keys-login");
             assert.ok(await pulumi.isSecret(node.sshPrivateKey), "the login key output is secret");
-            assert.strictEqual(await valueOf(node.sshPrivateKey), login.privateKeyOpenssh);
+            assert.strictEqual(await outputOf(node.sshPrivateKey), login.privateKeyOpenssh);
             const conn = connection();
             assert.ok(isSecretValue(conn), "the converge command gets the key as a secret");
-            assert.strictEqual(reveal(conn).privateKey, login.privateKeyOpenssh);
-            assert.strictEqual(reveal(mocks.one(T.keyPair).inputs).publicKey, login.publicKeyOpenssh);
+            assert.strictEqual(unwrapSecrets(conn).privateKey, login.privateKeyOpenssh);
+            assert.strictEqual(unwrapSecrets(mocks.one(T.keyPair).inputs).publicKey, login.publicKeyOpenssh);
             assert.strictEqual(instanceInputs().keyName, "keys-login");
-            assert.strictEqual(reveal(conn).host, FAKE_PRIVATE_IP);
+            assert.strictEqual(unwrapSecrets(conn).host, FAKE_PRIVATE_IP);
         });
 
         it("pins the generated host key, delivered in secret user data that holds no login key", async () => {
             const node = await build("pin");
             const host = fakeKeyPair("pin-host");
-            assert.strictEqual(reveal(connection()).hostKey, host.publicKeyOpenssh.trim());
-            assert.strictEqual(await valueOf(node.hostPublicKey), host.publicKeyOpenssh.trim());
+            assert.strictEqual(unwrapSecrets(connection()).hostKey, host.publicKeyOpenssh.trim());
+            assert.strictEqual(await outputOf(node.hostPublicKey), host.publicKeyOpenssh.trim());
             const raw = mocks.one(T.instance).inputs.userData;
             assert.ok(isSecretValue(raw), "user data carries a private key: secret in state");
-            const doc = YAML.parse(reveal(raw));
+            const doc = YAML.parse(unwrapSecrets(raw));
             assert.strictEqual(doc.ssh_keys.ed25519_private, host.privateKeyOpenssh);
             assert.strictEqual(doc.ssh_keys.ed25519_public, host.publicKeyOpenssh.trim());
-            assert.ok(!reveal(raw).includes(fakeKeyPair("pin-login").privateKeyOpenssh.split("\n")[1]));
+            assert.ok(!unwrapSecrets(raw).includes(fakeKeyPair("pin-login").privateKeyOpenssh.split("\n")[1]));
         });
 
         it("uses a key you bring instead of generating one", async () => {
@@ -208,8 +208,8 @@ describe("AwsFalcoNode", () => {
             const node = await build("byok", { sshKey: { privateKey: mine.privateKeyOpenssh, publicKey: mine.publicKeyOpenssh } });
             assert.deepStrictEqual(mocks.ofType(T.tlsKey).map((k) => k.name), ["byok-host"]);
             assert.ok(isSecretValue(connection()));
-            assert.strictEqual(reveal(connection()).privateKey, mine.privateKeyOpenssh);
-            assert.strictEqual(reveal(mocks.one(T.keyPair).inputs).publicKey, mine.publicKeyOpenssh);
+            assert.strictEqual(unwrapSecrets(connection()).privateKey, mine.privateKeyOpenssh);
+            assert.strictEqual(unwrapSecrets(mocks.one(T.keyPair).inputs).publicKey, mine.publicKeyOpenssh);
             assert.ok(await pulumi.isSecret(node.sshPrivateKey));
         });
     });
@@ -221,8 +221,8 @@ describe("AwsFalcoNode", () => {
             assert.strictEqual(i.associatePublicIpAddress, true);
             assert.strictEqual(i.tags["falco-nodes:public-ip"], "approved");
             assert.deepStrictEqual(checkPublicIp(T.instance, i), [], "the policy accepts the approved address");
-            assert.strictEqual(reveal(connection()).host, FAKE_PUBLIC_IP);
-            assert.strictEqual(await valueOf(node.publicIp), FAKE_PUBLIC_IP);
+            assert.strictEqual(unwrapSecrets(connection()).host, FAKE_PUBLIC_IP);
+            assert.strictEqual(await outputOf(node.publicIp), FAKE_PUBLIC_IP);
             // The approval is not on the other resources (it approves the instance's address only).
             assert.strictEqual(sgInputs().tags["falco-nodes:public-ip"], undefined);
         });
@@ -247,23 +247,23 @@ describe("AwsFalcoNode", () => {
         it("pinHostKey: false sends no user data and pins nothing", async () => {
             const node = await build("nopin", { pinHostKey: false });
             assert.strictEqual(instanceInputs().userData, undefined);
-            assert.strictEqual(reveal(connection()).hostKey, undefined);
+            assert.strictEqual(unwrapSecrets(connection()).hostKey, undefined);
             assert.deepStrictEqual(mocks.ofType(T.tlsKey).map((k) => k.name), ["nopin-login"]);
-            assert.strictEqual(await valueOf(node.hostPublicKey), undefined);
+            assert.strictEqual(await outputOf(node.hostPublicKey), undefined);
         });
     });
 
     describe("access", () => {
         it("ssmAccess: a role with AmazonSSMManagedInstanceCore on an instance profile", async () => {
             await build("ssm", { ssmAccess: true });
-            const role = reveal(mocks.one(T.role).inputs);
+            const role = unwrapSecrets(mocks.one(T.role).inputs);
             assert.deepStrictEqual(JSON.parse(role.assumeRolePolicy).Statement, [
                 { Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" },
             ]);
-            const attachment = reveal(mocks.one(T.attachment).inputs);
+            const attachment = unwrapSecrets(mocks.one(T.attachment).inputs);
             assert.strictEqual(attachment.policyArn, "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore");
             assert.strictEqual(attachment.role, "ssm-ssm");
-            assert.strictEqual(reveal(mocks.one(T.profile).inputs).role, "ssm-ssm");
+            assert.strictEqual(unwrapSecrets(mocks.one(T.profile).inputs).role, "ssm-ssm");
             assert.strictEqual(instanceInputs().iamInstanceProfile, "ssm-ssm");
         });
 
@@ -277,11 +277,11 @@ describe("AwsFalcoNode", () => {
             assert.strictEqual(ingress.length, 1);
             assert.deepStrictEqual([ingress[0].fromPort, ingress[0].toPort, ingress[0].securityGroups], [22, 22, ["sg-bastion"]]);
             assert.strictEqual(ingress[0].cidrBlocks, undefined);
-            const proxy = reveal(connection()).proxy;
+            const proxy = unwrapSecrets(connection()).proxy;
             assert.strictEqual(proxy.host, "bastion.example.com");
             assert.strictEqual(proxy.user, "jump");
             assert.strictEqual(proxy.hostKey, "ssh-ed25519 AAAAbastion");
-            assert.strictEqual(reveal(connection()).host, FAKE_PRIVATE_IP);
+            assert.strictEqual(unwrapSecrets(connection()).host, FAKE_PRIVATE_IP);
         });
 
         it("extra security groups are attached beside the node's own", async () => {

@@ -3,7 +3,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { SSHD_DROPIN_PATH } from "../../components/host/paths";
 import { HOST_KEY_DROPIN, HOST_KEY_PATH, renderUserData } from "../../components/aws/userdata";
-import { fakeKeyPair } from "../support/awsMocks";
+import { fakeKeyPair, pemArmour } from "../support/fakeSecrets";
 
 describe("aws/userdata", () => {
     const key = fakeKeyPair("node-a-host");
@@ -47,7 +47,7 @@ describe("aws/userdata", () => {
         assert.throws(() => renderUserData({ hostKey: { ...key, publicKeyOpenssh: "ssh-rsa AAAAB3NzaC1yc2E" } }), /hostKey.publicKeyOpenssh must be one OpenSSH ed25519 public key/);
         assert.throws(() => renderUserData({ hostKey: { ...key, publicKeyOpenssh: "ssh-ed25519 AAAA\nssh-ed25519 BBBB" } }), /publicKeyOpenssh/);
         assert.throws(
-            () => renderUserData({ hostKey: { ...key, privateKeyOpenssh: "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----" } }),
+            () => renderUserData({ hostKey: { ...key, privateKeyOpenssh: pemArmour("RSA", "AAAA") } }),
             /hostKey.privateKeyOpenssh must be an OpenSSH private key/,
         );
     });

@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { FalcoCluster, type FalcoClusterArgs } from "../../components/cluster/falcoCluster";
 import { resolveHostSettings } from "../../components/host/settings";
 import { renderRuleFiles } from "../../components/rules";
+import { fakeSlackWebhookUrl } from "../support/fakeSecrets";
 import { isSecretOutput, isSecretValue, outputOf, secretPaths, setupMocks, unwrapSecrets, type Mocks } from "../support/mocks";
 
 const T = {
@@ -17,7 +18,7 @@ const T = {
     password: "random:index/randomPassword:RandomPassword",
 };
 const GENERATED_PASSWORD = "Gen3ratedPassw0rdFromState";
-const SLACK = "https://hooks.slack.com/services/T000/B000/s3cr3tT0ken";
+const SLACK = fakeSlackWebhookUrl("s3cr3tT0ken");
 const WEBHOOK = "https://alerts.example.com/ingest?token=hunter2hunter2";
 const ES_PASSWORD = "es-pass-Zq81";
 
@@ -39,7 +40,7 @@ const chartValues = () => unwrapSecrets(mocks.one(T.chart).inputs.values);
 describe("FalcoCluster component", () => {
     before(() => {
         mocks = setupMocks({
-            stateFor: (r) => (r.type === T.password ? { result: GENERATED_PASSWORD } : undefined),
+            state: { [T.password]: () => ({ result: GENERATED_PASSWORD }) },
         });
         provider = new k8s.Provider("k8s", { kubeconfig: "{}" });
     });

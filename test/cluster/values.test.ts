@@ -6,6 +6,7 @@ import type { FalcoClusterSettings, SecretPresence } from "../../components/clus
 import { renderOutputsSecretData, renderWebUiSecretData, ruleFileKey, serviceAddresses } from "../../components/cluster/values";
 import { resolveHostSettings } from "../../components/host/settings";
 import { renderRuleFiles } from "../../components/rules";
+import { fakeSlackWebhookUrl } from "../support/fakeSecrets";
 import { falcoChartReference, leafPaths, sidekickChartReference, unknownValuePaths } from "../support/chartValues";
 
 const deployer = { protection: { exemptUsers: ["system:serviceaccount:ci:pulumi"] } };
@@ -182,14 +183,15 @@ describe("cluster chart values", () => {
 
         it("the outputs Secret carries exactly the credentials, under the names Falcosidekick reads", () => {
             const s = planCluster(everything, allSecrets).settings;
+            const slackUrl = fakeSlackWebhookUrl("X");
             const data = renderOutputsSecretData(s, {
-                slackWebhookUrl: "https://hooks.slack.com/services/T/B/X",
+                slackWebhookUrl: slackUrl,
                 webhookAddress: "https://hook.example.com/t0ken",
                 webhookCustomHeaders: "Authorization:Bearer abc",
                 elasticsearchPassword: "pw",
             });
             assert.deepEqual(data, {
-                SLACK_WEBHOOKURL: "https://hooks.slack.com/services/T/B/X",
+                SLACK_WEBHOOKURL: slackUrl,
                 WEBHOOK_ADDRESS: "https://hook.example.com/t0ken",
                 WEBHOOK_CUSTOMHEADERS: "Authorization:Bearer abc",
                 ELASTICSEARCH_PASSWORD: "pw",

@@ -8,6 +8,7 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { loadStackConfigFile, readStackFile, StackConfigError } from "../../components/config";
+import { fakeOpensshPrivateKey } from "../support/fakeSecrets";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICGs/MbsDJVGgX3toQvta8TevR8slzykb4it4nBZjqrW";
 
@@ -42,7 +43,7 @@ describe("stack config: stack files", () => {
     });
 
     it("rejects a secret written in plain text", () => {
-        const file = write("b", { config: { "falco-nodes:nodes": [node], "falco-nodes:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----" } });
+        const file = write("b", { config: { "falco-nodes:nodes": [node], "falco-nodes:sshPrivateKey": fakeOpensshPrivateKey("plain-text") } });
         assert.throws(() => loadStackConfigFile(file), (e: unknown) => e instanceof StackConfigError && e.problems.some((p) => p.key === "falco-nodes:sshPrivateKey" && /plain text/.test(p.message)));
     });
 

@@ -2,10 +2,10 @@ import { strict as assert } from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { FalcoHost, FalcoHostArgs, parseConvergeReport, remoteShell } from "../../components/host/falcoHost";
 import { HostSettings } from "../../components/host/settings";
-import { unwrapSecrets } from "../support/mocks";
-import { outputOf, recordResources, Recorded } from "../support/pulumiMocks";
+import { fakeOpensshPrivateKey } from "../support/fakeSecrets";
+import { type Mocks, outputOf, setupMocks, unwrapSecrets } from "../support/mocks";
 
-const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-test-only\n-----END OPENSSH PRIVATE KEY-----\n";
+const PRIVATE_KEY = fakeOpensshPrivateKey("falco-host-test");
 const WEBHOOK = "https://hooks.example.com/services/T0000/B0000/very-secret-token";
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyForTests";
 
@@ -20,16 +20,17 @@ function args(settings: HostSettings = {}, extra: Partial<FalcoHostArgs> = {}): 
 const report = { changed: true, version: "0.44.1", driver: "modern_ebpf", bundleHash: "h", unit: "falco-nodes.service", restarted: true };
 
 describe("FalcoHost", () => {
-    let recorded: Recorded[];
+    let mocks: Mocks;
     before(() => {
-        recorded = recordResources({
+        mocks = setupMocks({
+            strictCalls: true,
             // What the host would print: the converge script's final JSON line after its progress output.
-            "command:remote:Command": (inputs) => ({ ...inputs, stdout: `installing\n${JSON.stringify(report)}\n`, stderr: "" }),
+            state: { "command:remote:Command": () => ({ stdout: `installing\n${JSON.stringify(report)}\n`, stderr: "" }) },
         });
     });
 
     const commandOf = (host: string) => {
-        const r = recorded.find((x) => x.type === "command:remote:Command" && x.name === `${host}-converge`);
+        const r = mocks.resources.find((x) => x.type === "command:remote:Command" && x.name === `${host}-converge`);
         assert.ok(r, `no converge command for ${host}`);
         return { ...r, inputs: unwrapSecrets(r.inputs) };
     };
@@ -160,7 +161,7 @@ describe("FalcoHost", () => {
 
 describe("FalcoHost in preview", () => {
     it("plans without a host: the bundle hash is known, the host's report is not", async () => {
-        recordResources({}, { preview: true });
+        setupMocks({ preview: true, strictCalls: true });
         const host = new FalcoHost("preview", args());
         assert.match(await outputOf(host.bundleHash), /^[0-9a-f]{64}$/);
     });

@@ -24,10 +24,10 @@ import {
     cliConfigForStackFile,
     escTemplateFor,
     escTemplateKeys,
-    RecordedResource,
     REPO_ROOT,
     runProgram,
 } from "../support/program";
+import { Recorded } from "../support/mocks";
 
 const STACKS_DIR = path.join(REPO_ROOT, "stacks");
 const stackFiles = fs.readdirSync(STACKS_DIR).filter((f) => /^Pulumi\.[^.]+\.ya?ml$/.test(f)).map((f) => path.join(STACKS_DIR, f));
@@ -132,7 +132,7 @@ describe("program: config contract", function () {
                 ],
                 "falco-nodes:falco": { driver: "ebpf" },
             });
-            const recorded: RecordedResource[] = [];
+            const recorded: Recorded[] = [];
             await assert.rejects(
                 () => runProgram(bad, recorded),
                 (e: Error) => {

@@ -9,6 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { installConsumer, run, writeConsumer } from "../support/consumer";
+import { fakeOpensshPrivateKey } from "../support/fakeSecrets";
 import { REPO_ROOT } from "../support/program";
 
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"));
@@ -20,7 +21,7 @@ const pulumi = require("@pulumi/pulumi");
 const k8s = require("@pulumi/kubernetes");
 const types = [];
 const PUB = "${HOST_KEY}\\n";
-const PRIV = "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjE=\\n-----END OPENSSH PRIVATE KEY-----\\n";
+const PRIV = ${JSON.stringify(fakeOpensshPrivateKey("consumer"))};
 pulumi.runtime.setMocks({
     newResource(a) {
         types.push(a.type);

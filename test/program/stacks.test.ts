@@ -9,14 +9,13 @@ import { loadStackConfigFile, NodeConfig, StackConfig } from "../../components/c
 import {
     clearCliConfig,
     cliConfigForStackFile,
-    isSecretValue,
-    reveal,
     plainOccurrences,
     ProgramRun,
     REPO_ROOT,
     runProgram,
     SECRET_MARKER,
 } from "../support/program";
+import { isSecretValue, unwrapSecrets } from "../support/mocks";
 
 const STACKS_DIR = path.join(REPO_ROOT, "stacks");
 const stackFiles = fs
@@ -51,7 +50,7 @@ const EXPECTATIONS: Record<string, (run: ProgramRun, cfg: StackConfig) => void> 
         const bastion = cfg.ssh.bastion!;
         assert.ok(bastion?.hostKey, "the bastion's host key is pinned");
         for (const c of run.ofType(T.command)) {
-            const conn = reveal(c.inputs.connection);
+            const conn = unwrapSecrets(c.inputs.connection);
             const node: NodeConfig | undefined = cfg.nodes.find((n) => c.name === `${n.name}-converge`);
             assert.ok(node, `a converge command per node (${c.name})`);
             if (node?.kind !== "existing") continue;
@@ -76,13 +75,13 @@ const EXPECTATIONS: Record<string, (run: ProgramRun, cfg: StackConfig) => void> 
             assert.ok(cfg.nodes.some((n) => n.kind === "aws" && n.aws.subnetId === i.inputs.subnetId), `${i.name}: in a configured subnet`);
         }
         for (const c of run.ofType(T.command))
-            assert.strictEqual(reveal(c.inputs.connection).proxy?.host, cfg.ssh.bastion?.host, `${c.name}: private node reached through the bastion`);
+            assert.strictEqual(unwrapSecrets(c.inputs.connection).proxy?.host, cfg.ssh.bastion?.host, `${c.name}: private node reached through the bastion`);
         assert.strictEqual(run.ofType(T.cluster).length, 1, "prod: the in-cluster layer");
         const providers = run.ofType(T.k8sProvider);
         assert.strictEqual(providers.length, 1, "one Kubernetes provider");
         assert.ok(isSecretValue(providers[0].inputs.kubeconfig), "the kubeconfig stays a secret");
         assert.strictEqual(run.ofType(T.chart).length, 1, "the falco chart");
-        const values = reveal(run.ofType(T.chart)[0].inputs.values);
+        const values = unwrapSecrets(run.ofType(T.chart)[0].inputs.values);
         assert.strictEqual(values.falcosidekick?.enabled, true, "with Falcosidekick");
         assert.match(run.outputs.cluster?.sidekickAddress ?? "", /^http:\/\/.+\.svc:[0-9]+$/, "the cluster's Falcosidekick address is an output");
     },
@@ -138,7 +137,7 @@ describe("program: every stack file", function () {
                 assert.strictEqual(commands.length, cfg.nodes.length, "one converge command per node");
                 for (const c of commands) {
                     assert.ok(isSecretValue(c.inputs.stdin), `${c.name}: the bundle is a secret`);
-                    const conn = reveal(c.inputs.connection);
+                    const conn = unwrapSecrets(c.inputs.connection);
                     assert.ok(conn.privateKey, `${c.name}: has a login key`);
                     if (!cfg.ssh.allowUnpinnedHostKeys) assert.ok(conn.hostKey, `${c.name}: host key pinned`);
                 }

@@ -66,10 +66,10 @@ describe("sdk: withoutPromiseStackTraces", () => {
 
     it("leaves V8's native formatting (and Node's --enable-source-maps) alone when no formatter is installed", async () => {
         const installed = Error.prepareStackTrace;
-        Error.prepareStackTrace = undefined;
+        (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
         try {
             withoutPromiseStackTraces(() => undefined, noLeakDebugging);
-            assert.strictEqual(Error.prepareStackTrace, undefined);
+            assert.strictEqual((Error as { prepareStackTrace?: unknown }).prepareStackTrace, undefined);
             assert.ok(hasFrames(await sdkRecordedStack()), "the SDK's stacks are native ones then");
         } finally {
             Error.prepareStackTrace = installed;

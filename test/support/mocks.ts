@@ -1,14 +1,20 @@
 /**
- * Pulumi mocks for component tests: records every resource registration (type, name, inputs) and answers with
- * the inputs as the resource's state, so tests assert on what a component declares without any engine,
- * provider plugin or cloud.
+ * Pulumi mocks for every test: records each resource registration (type, name, inputs) and each provider call
+ * (function token, arguments), and answers with the inputs as the resource's state, plus what the test adds
+ * per type (`state`) and per call (`calls`), so tests assert on what would be sent to the providers without
+ * any engine, provider plugin or cloud.
  *
  * Usage: `let mocks: Mocks; before(() => (mocks = setupMocks()));` (in `before`, not at file load: `setMocks`
  * is process-wide, and mocha loads every test file before running any), `mocks.reset()` in `beforeEach`, build
- * the component, `await outputOf(...)` something that depends on the resources of interest, then inspect
- * `mocks.resources`. (test/support/pulumiMocks.ts is the same idea with per-type state tables.)
+ * the component, `await outputOf(...)` something that depends on the resources of interest (or `settled`),
+ * then inspect `mocks.resources`. `setupCloudMocks` adds the answers AWS, TLS, the command provider and random
+ * would give (`CLOUD_STATE`, `CLOUD_CALLS`): the AWS node tests and the program's run use the same ones.
+ *
+ * Inputs are recorded as the engine sees them: secrets keep their wire envelope, so a test can tell a secret
+ * from a plain value (`isSecretValue`), find them (`secretPaths`) and read through them (`unwrapSecrets`).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { fakeKeyPair } from "./fakeSecrets";
 
 export interface Recorded {
     /** Type token, e.g. `kubernetes:core/v1:Secret` or `kubernetes:helm.sh/v4:Chart`. */
@@ -21,41 +27,62 @@ export interface Recorded {
     provider?: string;
 }
 
+export interface RecordedCall {
+    /** Function token, e.g. `aws:ec2/getAmi:getAmi`. */
+    token: string;
+    inputs: any;
+}
+
+/** Per resource type: state the "provider" returns on top of the inputs (e.g. a key's generated material). */
+export type StateAnswers = Record<string, (inputs: Record<string, any>, name: string) => Record<string, unknown>>;
+/** Per function token (e.g. `aws:ec2/getAmi:getAmi`): the result of an invoke. */
+export type CallAnswers = Record<string, (inputs: Record<string, any>) => Record<string, unknown>>;
+
 export interface MockOptions {
     project?: string;
     stack?: string;
     /** Run as `pulumi preview` (unknowns stay unknown). Default false. */
     preview?: boolean;
-    /** Extra state for a resource, merged over its inputs (e.g. a RandomPassword's `result`). */
-    stateFor?: (r: Recorded) => Record<string, unknown> | undefined;
+    /** Extra state per resource type, merged over its inputs. Default none. */
+    state?: StateAnswers;
+    /** Invoke results per function token. Default none. */
+    calls?: CallAnswers;
+    /**
+     * Throw `unexpected call <token>` for a call without an answer. Default false: the call answers with its
+     * arguments. Set it where every invoke a component makes should be one the test knows about.
+     */
+    strictCalls?: boolean;
+    /** Record resources into this list (a caller's own) instead of a new one. */
+    into?: Recorded[];
 }
 
 export interface Mocks {
     resources: Recorded[];
+    calls: RecordedCall[];
+    /** Forget what was recorded so far (the mocks stay installed). */
     reset(): void;
-    /** Every recorded resource of a type (optionally with a name). */
+    /** Every recorded resource of a type (optionally with a name), in registration order. */
     ofType(type: string, name?: string): Recorded[];
     /** The single recorded resource of a type; throws when there is not exactly one. */
     one(type: string, name?: string): Recorded;
 }
 
+/** Install the mocks and return the (live) record. A later call replaces the mocks and starts a new record. */
 export function setupMocks(opts: MockOptions = {}): Mocks {
-    const resources: Recorded[] = [];
+    const resources: Recorded[] = opts.into ?? [];
+    const calls: RecordedCall[] = [];
     void pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult {
-                const rec: Recorded = {
-                    type: args.type,
-                    name: args.name,
-                    inputs: args.inputs,
-                    custom: args.custom ?? true,
-                    provider: args.provider,
-                };
-                resources.push(rec);
-                const state: Record<string, unknown> = { ...args.inputs, ...(opts.stateFor?.(rec) ?? {}) };
+                resources.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, provider: args.provider });
+                const state = { ...args.inputs, ...(opts.state?.[args.type]?.(args.inputs, args.name) ?? {}) };
                 return { id: args.custom === false ? undefined : `${args.name}-id`, state };
             },
             call(args: pulumi.runtime.MockCallArgs): pulumi.runtime.MockCallResult {
+                calls.push({ token: args.token, inputs: args.inputs });
+                const answer = opts.calls?.[args.token];
+                if (answer) return answer(args.inputs);
+                if (opts.strictCalls) throw new Error(`unexpected call ${args.token}`);
                 return args.inputs;
             },
         },
@@ -67,7 +94,11 @@ export function setupMocks(opts: MockOptions = {}): Mocks {
         resources.filter((r) => r.type === type && (name === undefined || r.name === name));
     return {
         resources,
-        reset: () => void resources.splice(0, resources.length),
+        calls,
+        reset() {
+            resources.splice(0, resources.length);
+            calls.splice(0, calls.length);
+        },
         ofType,
         one(type, name) {
             const found = ofType(type, name);
@@ -78,9 +109,59 @@ export function setupMocks(opts: MockOptions = {}): Mocks {
     };
 }
 
+export const FAKE_AMI_ID = "ami-0123456789abcdef0";
+export const FAKE_VPC_ID = "vpc-0aaaabbbbccccdddd";
+export const FAKE_PRIVATE_IP = "10.0.1.23";
+export const FAKE_PUBLIC_IP = "198.51.100.7";
+export const FAKE_ACCOUNT_ID = "123456789012";
+/** What a RandomPassword's `result` is under the cloud answers. */
+export const FAKE_RANDOM_PASSWORD = "generated-password";
+
+/** What AWS, TLS, the command provider and random answer for the resources we declare: just enough to wire through. */
+export const CLOUD_STATE: StateAnswers = {
+    "tls:index/privateKey:PrivateKey": (_inputs, name) => fakeKeyPair(name),
+    "aws:ec2/keyPair:KeyPair": (_inputs, name) => ({ keyName: name }),
+    "aws:ec2/instance:Instance": (inputs) => ({
+        privateIp: FAKE_PRIVATE_IP,
+        publicIp: unwrapSecrets(inputs.associatePublicIpAddress) ? FAKE_PUBLIC_IP : "",
+    }),
+    "aws:iam/role:Role": (_inputs, name) => ({ name, arn: `arn:aws:iam::${FAKE_ACCOUNT_ID}:role/${name}` }),
+    "aws:iam/instanceProfile:InstanceProfile": (_inputs, name) => ({ name, arn: `arn:aws:iam::${FAKE_ACCOUNT_ID}:instance-profile/${name}` }),
+    "command:remote:Command": () => ({ stdout: "", stderr: "" }),
+    "random:index/randomPassword:RandomPassword": () => ({ result: FAKE_RANDOM_PASSWORD }),
+};
+
+/** What the AWS data sources answer. */
+export const CLOUD_CALLS: CallAnswers = {
+    "aws:ec2/getAmi:getAmi": () => ({ id: FAKE_AMI_ID, imageId: FAKE_AMI_ID }),
+    "aws:ec2/getSubnet:getSubnet": (inputs) => ({ id: inputs.id, vpcId: FAKE_VPC_ID }),
+    "aws:index/getPartition:getPartition": () => ({ id: "aws", partition: "aws", dnsSuffix: "amazonaws.com" }),
+    "aws:index/getCallerIdentity:getCallerIdentity": () => ({
+        id: FAKE_ACCOUNT_ID,
+        accountId: FAKE_ACCOUNT_ID,
+        arn: `arn:aws:iam::${FAKE_ACCOUNT_ID}:user/ci`,
+        userId: "AIDAEXAMPLE",
+    }),
+};
+
+/** `setupMocks` with the cloud answers (`CLOUD_STATE`, `CLOUD_CALLS`); `opts.state` / `opts.calls` override per type / token. */
+export function setupCloudMocks(opts: MockOptions = {}): Mocks {
+    return setupMocks({ ...opts, state: { ...CLOUD_STATE, ...opts.state }, calls: { ...CLOUD_CALLS, ...opts.calls } });
+}
+
 /** The value of an output (resolves once the mocked engine has answered). */
 export function outputOf<T>(o: pulumi.Output<T>): Promise<T> {
     return new Promise((resolve) => o.apply((v) => (resolve(v), v)));
+}
+
+/** Wait until no new resource has been registered for `quietMs`: every child of a component is declared. */
+export async function settled(recorded: { resources: readonly unknown[] } | readonly unknown[], quietMs = 30): Promise<void> {
+    const list = "resources" in recorded ? recorded.resources : recorded;
+    let count = -1;
+    while (count !== list.length) {
+        count = list.length;
+        await new Promise((r) => setTimeout(r, quietMs));
+    }
 }
 
 /** Whether an output is marked secret. */
@@ -93,7 +174,7 @@ export function isSecretValue(v: unknown): v is { value: unknown } {
     return typeof v === "object" && v !== null && (v as Record<string, unknown>)[pulumi.runtime.specialSigKey] === pulumi.runtime.specialSecretSig;
 }
 
-/** A recorded input with every secret envelope replaced by its value. */
+/** A recorded input with every secret envelope replaced by its value, at any depth. */
 export function unwrapSecrets(v: unknown): any {
     if (isSecretValue(v)) return unwrapSecrets(v.value);
     if (Array.isArray(v)) return v.map(unwrapSecrets);

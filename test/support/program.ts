@@ -11,38 +11,11 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { isSecureValue, readProjectConfig, readStackFile } from "../../components/config/stackFile";
+import { pemArmour } from "./fakeSecrets";
+import { isSecretValue, outputOf, Recorded, settled, setupCloudMocks } from "./mocks";
 
-// Self-contained on purpose: the program's suite should not move when a component's test helpers do.
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-
-/** Is this recorded input value a secret (the engine's secret wrapper)? */
-export function isSecretValue(v: unknown): v is { value: unknown } {
-    return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
-}
-
-/** The value with every secret wrapper removed, at any depth. */
-export function reveal(v: any): any {
-    if (isSecretValue(v)) return reveal(v.value);
-    if (Array.isArray(v)) return v.map(reveal);
-    if (typeof v === "object" && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, reveal(x)]));
-    return v;
-}
-
-/** Well-formed OpenSSH ed25519 key material, distinct per resource name. */
-function fakeKeyPair(name: string): { publicKeyOpenssh: string; privateKeyOpenssh: string } {
-    const pub = Buffer.from(`ed25519-public-${name}`).toString("base64");
-    const priv = Buffer.from(`openssh-key-v1 private ${name} `.repeat(4)).toString("base64").replace(/(.{70})/g, "$1\n");
-    return {
-        publicKeyOpenssh: `ssh-ed25519 ${pub}\n`,
-        privateKeyOpenssh: `-----BEGIN OPENSSH PRIVATE KEY-----\n${priv.trim()}\n-----END OPENSSH PRIVATE KEY-----\n`,
-    };
-}
-
-const FAKE_AMI_ID = "ami-0123456789abcdef0";
-const FAKE_VPC_ID = "vpc-0aaaabbbbccccdddd";
-export const FAKE_PRIVATE_IP = "10.0.1.23";
-export const FAKE_PUBLIC_IP = "198.51.100.7";
+/** bench/program.ts waits on the program's resources with it, through this module. */
+export { settled };
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const PROGRAM = path.join(REPO_ROOT, "index.ts");
@@ -59,7 +32,7 @@ export const SECRET_MARKER = "dummysecret";
 /** A well-formed stand-in for each secret (the components validate URLs and keys), carrying the marker. */
 export function dummySecret(fullKey: string): string {
     const key = fullKey.replace(/^falco-nodes:/, "");
-    if (/PrivateKey$/.test(key)) return `-----BEGIN OPENSSH PRIVATE KEY-----\n${SECRET_MARKER}-${key}\n-----END OPENSSH PRIVATE KEY-----\n`;
+    if (/PrivateKey$/.test(key)) return pemArmour("OPENSSH", `${SECRET_MARKER}-${key}`);
     if (key === "kubeconfig") return `apiVersion: v1\nkind: Config\ncurrent-context: ${SECRET_MARKER}\n`;
     if (/Url$|Address$/.test(key)) return `https://alerts.example.com/hook/${SECRET_MARKER}-${key}`;
     return `${SECRET_MARKER}-${key}`;
@@ -114,66 +87,16 @@ export function cliConfig(values: Record<string, unknown>, secrets: string[] = [
     return { config, secretKeys: secrets };
 }
 
-export interface RecordedResource {
-    type: string;
-    name: string;
-    inputs: Record<string, any>;
-    parent?: string;
-}
-
 export interface ProgramRun {
-    resources: RecordedResource[];
+    resources: Recorded[];
     /** The program's exports (stack outputs), resolved. */
     outputs: Record<string, any>;
-    ofType(type: string): RecordedResource[];
+    ofType(type: string): Recorded[];
 }
 
-/** Mocks that answer like AWS, TLS, the command provider and Kubernetes would, just enough to wire through. */
-export function installProgramMocks(resources: RecordedResource[]): void {
-    pulumi.runtime.setMocks(
-        {
-            newResource(args: pulumi.runtime.MockResourceArgs) {
-                resources.push({ type: args.type, name: args.name, inputs: args.inputs });
-                const plain = reveal(args.inputs);
-                const id = `${args.name}-id`;
-                switch (args.type) {
-                    case "tls:index/privateKey:PrivateKey":
-                        return { id, state: { ...args.inputs, ...fakeKeyPair(args.name) } };
-                    case "aws:ec2/keyPair:KeyPair":
-                        return { id, state: { ...args.inputs, keyName: args.name } };
-                    case "aws:ec2/instance:Instance":
-                        return {
-                            id: `i-${args.name}`,
-                            state: { ...args.inputs, privateIp: FAKE_PRIVATE_IP, publicIp: plain.associatePublicIpAddress ? FAKE_PUBLIC_IP : "" },
-                        };
-                    case "aws:iam/role:Role":
-                    case "aws:iam/instanceProfile:InstanceProfile":
-                        return { id, state: { ...args.inputs, name: args.name, arn: `arn:aws:iam::123456789012:role/${args.name}` } };
-                    case "command:remote:Command":
-                        return { id, state: { ...args.inputs, stdout: "", stderr: "" } };
-                    case "random:index/randomPassword:RandomPassword":
-                        return { id, state: { ...args.inputs, result: "generated-password" } };
-                    default:
-                        return { id, state: args.inputs };
-                }
-            },
-            call(args: pulumi.runtime.MockCallArgs) {
-                switch (args.token) {
-                    case "aws:ec2/getAmi:getAmi":
-                        return { id: FAKE_AMI_ID, imageId: FAKE_AMI_ID };
-                    case "aws:ec2/getSubnet:getSubnet":
-                        return { id: args.inputs.id, vpcId: FAKE_VPC_ID };
-                    case "aws:index/getPartition:getPartition":
-                        return { id: "aws", partition: "aws", dnsSuffix: "amazonaws.com" };
-                    default:
-                        return args.inputs;
-                }
-            },
-        },
-        "falco-nodes",
-        "test",
-        true,
-    );
+/** The shared cloud mocks (test/support/mocks.ts), as `pulumi preview` runs, recording into `resources`. */
+export function installProgramMocks(resources: Recorded[]): void {
+    setupCloudMocks({ preview: true, into: resources });
 }
 
 /** Forget every module of this repository, so `index.ts` runs again with the current config. */
@@ -199,7 +122,7 @@ export function clearCliConfig(): void {
 
 /** Resolve every Output inside a value (plain objects and arrays of outputs, as stack exports are). */
 export async function resolveDeep(v: any): Promise<any> {
-    if (pulumi.Output.isInstance(v)) return resolveDeep(await new Promise((r) => (v as pulumi.Output<any>).apply((x) => r(x))));
+    if (pulumi.Output.isInstance(v)) return resolveDeep(await outputOf(v as pulumi.Output<any>));
     if (Array.isArray(v)) return Promise.all(v.map(resolveDeep));
     if (v && typeof v === "object" && !(v instanceof pulumi.Resource)) {
         const out: Record<string, any> = {};
@@ -209,24 +132,15 @@ export async function resolveDeep(v: any): Promise<any> {
     return v;
 }
 
-/** Wait until no resource has been registered for a moment. */
-export async function settled(resources: RecordedResource[], quietMs = 50): Promise<void> {
-    let count = -1;
-    while (count !== resources.length) {
-        count = resources.length;
-        await new Promise((r) => setTimeout(r, quietMs));
-    }
-}
-
 /** Evaluate `index.ts` with this config under mocks, recording into `resources`. Throws what the program throws. */
-export async function runProgram(c: CliConfig, resources: RecordedResource[] = []): Promise<ProgramRun> {
+export async function runProgram(c: CliConfig, resources: Recorded[] = []): Promise<ProgramRun> {
     installProgramMocks(resources);
     setCliConfig(c);
     freshProgramModules();
     const mod = require(PROGRAM) as Record<string, unknown>;
     const outputs: Record<string, any> = {};
     for (const [k, v] of Object.entries(mod)) if (k !== "__esModule") outputs[k] = await resolveDeep(v);
-    await settled(resources);
+    await settled(resources, 50);
     return { resources, outputs, ofType: (t) => resources.filter((r) => r.type === t) };
 }
 
