@@ -300,6 +300,24 @@ chmod 0666 ${shQuote(SYSCTL_PATH)}`);
         assert.strictEqual(again.changed, false, "repaired for good");
     });
 
+    it("6b. drift outside the files: a lifted package hold is put back and a stopped Falco started by the next converge", async function () {
+        this.timeout(10 * 60_000);
+        await root(`set -e
+apt-mark unhold falco >/dev/null
+systemctl stop ${UNIT_NAME}`);
+        assert.strictEqual(await sh("apt-mark showhold"), "");
+        const startsBefore = await starts();
+        const report = await convergeOk(vm, current);
+        time("hold + stopped repair converge", report.seconds);
+        assert.deepStrictEqual([report.changed, report.restarted], [true, true]);
+        assert.strictEqual(await sh("apt-mark showhold"), "falco");
+        assert.strictEqual((await props("ActiveState")).ActiveState, "active");
+        assert.strictEqual(await starts(), startsBefore + 1, "started exactly once");
+        await expectFiles(current);
+        const again = await convergeOk(vm, current);
+        assert.deepStrictEqual([again.changed, again.restarted], [false, false], "repaired for good");
+    });
+
     it("7. OS hardening: sysctls in effect, sshd config valid, the key still logs in, passwords are refused", async function () {
         this.timeout(5 * 60_000);
         const conf = current.files.find((f) => f.path === SYSCTL_PATH)!.content;

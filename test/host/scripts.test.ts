@@ -296,6 +296,30 @@ describe("host scripts: real runs in a sandbox (mount namespace, overlays, fake 
         assert.deepEqual(sb.snapshot(), before);
     });
 
+    it("masks every one of the package's units that is present, and only those, with one systemctl call", () => {
+        sb.touch("package-units", "falco-modern-bpf.service");
+        sb.touch("package-units", "falco-kmod.service");
+        const r = sb.run(managedBy().installScript);
+        assert.equal(r.status, 0, r.stderr);
+        assert.ok(sb.has("masked", "falco-modern-bpf.service") && sb.has("masked", "falco-kmod.service"));
+        assert.ok(!sb.has("masked", "falco-bpf.service"), "a unit the package does not have is left alone");
+        assert.deepEqual(sb.log("systemctl").filter((l) => /\bmask\b/.test(l)), ["--no-reload mask --quiet -- falco-modern-bpf.service falco-kmod.service"]);
+    });
+
+    it("starts Falco again when it is not running, touching no file", () => {
+        const b = managedBy();
+        assert.equal(sb.run(b.installScript).status, 0);
+        fs.rmSync(path.join(sb.state, "active", UNIT_NAME));
+        sb.clearLogs();
+        const before = sb.snapshot();
+        const r = sb.run(b.installScript);
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual([r.report?.changed, r.report?.restarted], [true, true]);
+        assert.ok(sb.has("active", UNIT_NAME));
+        assert.deepEqual(sb.log("systemctl").filter((l) => l.startsWith("restart")), [`restart -- ${UNIT_NAME}`]);
+        assert.deepEqual(sb.snapshot(), before);
+    });
+
     it("waits for cloud-init before changing anything, and only where cloud-init exists", () => {
         const b = managedBy();
         const r = sb.run(b.installScript);
@@ -320,6 +344,22 @@ describe("host scripts: real runs in a sandbox (mount namespace, overlays, fake 
             assert.deepEqual(fresh.log("systemctl"), []);
         } finally {
             fresh.cleanup();
+        }
+
+        // Finished on this boot (cloud-init's result file, with no errors): no wait, and cloud-init is not started.
+        fs.writeFileSync(path.join(sb.state, "cloud-init-rc"), "0");
+        sb.clearLogs();
+        const result = (errors: string) => `{\n "v1": {\n  "datasource": "DataSourceEc2Local",\n  "errors": ${errors}\n }\n}\n`;
+        const done = sb.run(b.installScript, { runFiles: { "cloud-init/result.json": result("[]") } });
+        assert.equal(done.status, 0, done.stderr);
+        assert.deepEqual(sb.log("cloud-init"), []);
+        assert.doesNotMatch(done.stderr, /cloud-init/);
+        // Errors recorded there, or a file we cannot read the answer from: cloud-init itself is asked.
+        for (const content of [result('[\n   "config-scripts_user failed"\n  ]'), "not json"]) {
+            sb.clearLogs();
+            const asked = sb.run(b.installScript, { runFiles: { "cloud-init/result.json": content } });
+            assert.equal(asked.status, 0, asked.stderr);
+            assert.deepEqual(sb.log("cloud-init"), ["status --wait"], content);
         }
 
         // Bare metal: no cloud-init, no wait.

@@ -48,6 +48,8 @@ export interface RunOptions {
     args?: string[];
     /** Tools to make unavailable (every copy on the script's PATH is covered by a non-executable file). */
     hide?: string[];
+    /** Files to put under the run's fresh /run (path relative to /run: content), e.g. `cloud-init/result.json`. */
+    runFiles?: Record<string, string>;
 }
 
 const WRAPPER = String.raw`
@@ -59,6 +61,7 @@ mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$R/varlib/upper,workdir=
 mount --bind "$R/fakebin" /usr/local/sbin
 mount -t tmpfs -o mode=0755 tmpfs /run
 if [[ $SYSTEMD == yes ]]; then mkdir -p /run/systemd/system; fi
+if [[ -d $R/run-files ]]; then cp -R -- "$R/run-files/." /run/; fi
 for tool in $HIDE; do
     for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
         if [[ -e $dir/$tool ]]; then mount --bind /dev/null "$dir/$tool"; fi
@@ -86,15 +89,22 @@ done
 u=${"${"}units[0]:-}
 case $verb in
 show)
-    if [[ -e $S/masked/$u ]]; then echo masked
-    elif [[ -e /etc/systemd/system/$u || -e $S/package-units/$u ]]; then echo loaded
-    else echo not-found; fi ;;
+    # Like systemctl show -p LoadState -p ActiveState: a block per unit, in order, blank lines between.
+    sep=""
+    for u in "${"${"}units[@]}"; do
+        printf '%s' "$sep"
+        sep=$'\n'
+        if [[ -e $S/masked/$u ]]; then echo LoadState=masked
+        elif [[ -e /etc/systemd/system/$u || -e $S/package-units/$u ]]; then echo LoadState=loaded
+        else echo LoadState=not-found; fi
+        if [[ -e $S/active/$u ]]; then echo ActiveState=active; else echo ActiveState=inactive; fi
+    done ;;
 is-enabled) [[ -e $S/enabled/$u ]] ;;
 is-active) [[ -e $S/active/$u ]] ;;
-enable) touch "$S/enabled/$u" ;;
-disable) rm -f "$S/enabled/$u" "$S/active/$u" ;;
-mask) touch "$S/masked/$u" ;;
-unmask) rm -f "$S/masked/$u" ;;
+enable) for u in "${"${"}units[@]}"; do touch "$S/enabled/$u"; done ;;
+disable) for u in "${"${"}units[@]}"; do rm -f "$S/enabled/$u" "$S/active/$u"; done ;;
+mask) for u in "${"${"}units[@]}"; do touch "$S/masked/$u"; done ;;
+unmask) for u in "${"${"}units[@]}"; do rm -f "$S/masked/$u"; done ;;
 daemon-reload | reset-failed | reload) ;;
 restart)
     [[ -e /etc/systemd/system/$u ]] || { echo "Unit $u not found." >&2; exit 5; }
@@ -318,6 +328,12 @@ export class HostSandbox {
     }
 
     run(script: string, options: RunOptions = {}): RunResult {
+        const runFiles = path.join(this.root, "run-files");
+        fs.rmSync(runFiles, { recursive: true, force: true });
+        for (const [rel, content] of Object.entries(options.runFiles ?? {})) {
+            fs.mkdirSync(path.dirname(path.join(runFiles, rel)), { recursive: true });
+            fs.writeFileSync(path.join(runFiles, rel), content);
+        }
         const file = path.join(this.root, "scripts", `script-${Date.now()}-${Math.random().toString(36).slice(2)}.sh`);
         fs.writeFileSync(file, script, { mode: 0o644 });
         const r = spawnSync(

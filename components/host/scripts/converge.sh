@@ -66,8 +66,9 @@ cleanup() {
     local staged
     for staged in "${STAGED[@]}"; do rm -f -- "$staged"; done
     if [[ -n $WORK ]]; then rm -rf -- "$WORK"; fi
-    # A run that failed before writing any state leaves no empty state directory behind.
-    rmdir -- "$STATE_DIR" 2>/dev/null || true
+    # A run that failed before writing any state leaves no empty state directory behind. (With a manifest the
+    # directory is not empty: no rmdir process to find that out.)
+    if [[ ! -e $STATE_DIR/manifest ]]; then rmdir -- "$STATE_DIR" 2>/dev/null || true; fi
 }
 
 # --- preflight (nothing on the host changes before these pass) ----------------------------------------------
@@ -118,7 +119,8 @@ require_space_for_files() {
         dirs+=("$dir")
     done
     ((${#dirs[@]} > 0)) || return 0
-    mapfile -t have < <(df -k --output=avail -- "${dirs[@]}" | tail -n +2)
+    mapfile -t have < <(df -k --output=avail -- "${dirs[@]}")
+    have=("${have[@]:1}") # the header line
     for i in "${!dirs[@]}"; do
         avail=${have[i]//[[:space:]]/}
         [[ $avail =~ ^[0-9]+$ ]] || die "could not tell the free space of ${dirs[i]} (df)"
@@ -136,9 +138,16 @@ take_lock() {
 # connection pinned): wait for it, so package installs and the sshd drop-in do not race it. Hosts without
 # cloud-init (bare metal) go straight on.
 wait_for_cloud_init() {
-    local rc=0 bin
+    local rc=0 bin result=""
     # command -v also names a file that is not executable (bash reports it so running it fails clearly).
     bin=$(command -v cloud-init 2>/dev/null) && [[ -x $bin ]] || return 0
+    # Finished on this boot without errors: cloud-init's own result file says so (/run is per boot; `cloud-init
+    # status` reads the same file). Reading it spares every later converge a Python start; anything else, including
+    # a format we do not recognise, asks cloud-init itself.
+    if [[ -f /run/cloud-init/result.json ]]; then
+        IFS= read -r -d '' result </run/cloud-init/result.json || true
+        if [[ $result =~ \"errors\"[[:space:]]*:[[:space:]]*\[[[:space:]]*\] ]]; then return 0; fi
+    fi
     log "waiting for cloud-init to finish (at most ${CLOUD_INIT_TIMEOUT_SECONDS}s)"
     timeout "$CLOUD_INIT_TIMEOUT_SECONDS" cloud-init status --wait >/dev/null 2>&1 || rc=$?
     case $rc in
@@ -157,12 +166,17 @@ unpack_bundle() {
     for stale in "$STATE_DIR"/work.*; do
         if [[ -d $stale ]]; then rm -rf -- "$stale"; fi
     done
-    WORK=$(mktemp -d "$STATE_DIR/work.XXXXXXXXXX")
-    mkdir -- "$WORK/bundle"
+    # One mkdir for both (not mktemp + mkdir): $STATE_DIR is root's alone (0700) and we hold the lock, so the
+    # name needs to be unique, not unguessable.
+    local work="$STATE_DIR/work.$$.$RANDOM"
+    mkdir -m 0700 -- "$work" "$work/bundle" || die "could not create a work directory in $STATE_DIR"
+    WORK=$work
     if ! falco_nodes_payload | tar -xzf - -C "$WORK/bundle" --no-same-owner --no-same-permissions; then
         die "could not unpack the bundle (truncated or damaged script?); nothing was changed"
     fi
-    [[ -f $WORK/bundle/params/format && $(<"$WORK/bundle/params/format") == "$PAYLOAD_FORMAT" ]] ||
+    local format=""
+    if [[ -f $WORK/bundle/params/format ]]; then IFS= read -r format <"$WORK/bundle/params/format" || true; fi
+    [[ $format == "$PAYLOAD_FORMAT" ]] ||
         die "this bundle's format is not $PAYLOAD_FORMAT: render it with the same falco-nodes version as this script"
 }
 
@@ -364,11 +378,31 @@ package_version() {
     return 0
 }
 
+# INSTALLED_VERSION: the installed falco package's version (empty when none); INSTALLED_SELECTION: dpkg's selection
+# (`hold` when held; empty on rpm hosts). One dpkg-query for both: a no-op converge needs both.
+read_installed_package() {
+    local status="" want="" version=""
+    INSTALLED_VERSION="" INSTALLED_SELECTION=""
+    case $PKG_FAMILY in
+    debian)
+        # shellcheck disable=SC2016 # dpkg-query's own ${field} syntax, not shell
+        read -r status want version < <(dpkg-query -W -f='${db:Status-Status} ${db:Status-Want} ${Version}\n' falco 2>/dev/null || true) || true
+        if [[ $status == installed ]]; then INSTALLED_VERSION=$version; fi
+        INSTALLED_SELECTION=$want
+        ;;
+    rpm) INSTALLED_VERSION=$(package_version) ;;
+    esac
+}
+
 # The version `falco --version` reports (`Falco version: X.Y.Z ...`); empty when it does not run.
 binary_version() {
-    local out
+    local out line
     out=$("$1" --version 2>/dev/null) || return 0
-    sed -n '/^Falco version: /{s/^Falco version: \([0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*\).*/\1/p;q;}' <<<"$out"
+    while IFS= read -r line; do
+        [[ $line == "Falco version: "* ]] || continue
+        if [[ $line =~ ^Falco\ version:\ ([0-9]+\.[0-9]+\.[0-9]+) ]]; then printf '%s' "${BASH_REMATCH[1]}"; fi
+        return 0
+    done <<<"$out"
 }
 
 # rpm names an imported key gpg-pubkey-<last 8 hex digits of the fingerprint, lower case>.
@@ -388,7 +422,8 @@ plan_install() {
         [[ -f $P_BINARY && -x $P_BINARY ]] || die "install.binaryPath $P_BINARY is not an executable file (install.source: preinstalled); nothing was changed"
         ;;
     *)
-        [[ $(package_version) == "$P_VERSION" ]] || NEED_INSTALL=true
+        read_installed_package
+        [[ $INSTALLED_VERSION == "$P_VERSION" ]] || NEED_INSTALL=true
         ;;
     esac
     if [[ $NEED_INSTALL == true ]]; then
@@ -514,11 +549,14 @@ ensure_falco() {
         CHANGED=true
     fi
     # The hold keeps unattended upgrades from moving Falco off the pinned version; restore it if someone lifted it.
-    # (dpkg-query, not `apt-mark showhold`: same answer, a fraction of the cost on every no-op converge.)
-    if [[ $P_SOURCE != preinstalled && $PKG_FAMILY == debian &&
-        $(dpkg-query -W -f='${db:Status-Want}' falco 2>/dev/null || true) != hold ]]; then
-        apt-mark hold falco >/dev/null
-        CHANGED=true
+    # (dpkg's selection, read with the version in plan_install, not `apt-mark showhold`: same answer, a fraction
+    # of the cost on every no-op converge. After an install it is read again.)
+    if [[ $P_SOURCE != preinstalled && $PKG_FAMILY == debian ]]; then
+        if [[ $NEED_INSTALL == true ]]; then read_installed_package; fi
+        if [[ $INSTALLED_SELECTION != hold ]]; then
+            apt-mark hold falco >/dev/null
+            CHANGED=true
+        fi
     fi
     have=$(binary_version "$P_BINARY")
     if [[ $have != "$P_VERSION" ]]; then
@@ -545,13 +583,23 @@ ensure_kmod_module() {
 # The package's own units would run a second, unhardened Falco: mask them (only those present and not masked).
 # One `systemctl show` for all of them and --no-reload on disable/mask: each systemd reload costs seconds on a
 # busy or emulated host, so converge reloads once, later (NEED_DAEMON_RELOAD).
+# The same `systemctl show` also reads our unit's ActiveState (UNIT_ACTIVE_STATE), so that a no-op converge
+# asks systemd once, not twice.
 mask_package_units() {
-    local unit state i=0 states=() to_mask=()
-    mapfile -t states < <(systemctl show -p LoadState --value -- "${PACKAGE_UNITS[@]}" 2>/dev/null | grep -v '^$' || true)
+    local unit line k=0 i=0 lines=() load=() active=() to_mask=()
+    # A block of Key=value lines per unit, in the order asked, blocks separated by a blank line.
+    mapfile -t lines < <(systemctl show -p LoadState -p ActiveState -- "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}" 2>/dev/null || true)
+    for line in "${lines[@]}"; do
+        case $line in
+        "") k=$((k + 1)) ;;
+        LoadState=*) load[k]=${line#LoadState=} ;;
+        ActiveState=*) active[k]=${line#ActiveState=} ;;
+        esac
+    done
+    UNIT_ACTIVE_STATE=${active[0]:-}
     for unit in "${PACKAGE_UNITS[@]}"; do
-        state=${states[i]:-}
         i=$((i + 1))
-        [[ $state == loaded ]] || continue
+        [[ ${load[i]:-} == loaded ]] || continue
         log "masking the package's $unit (Falco runs as $P_UNIT_NAME)"
         to_mask+=("$unit")
     done
@@ -725,13 +773,18 @@ remove_firewall_table() {
 
 # The perf_event_paranoid the host will have: what our sysctl drop-in sets, else the kernel's current value.
 effective_perf_paranoid() {
-    local i value=""
+    local i line match value=""
+    local re='^[[:space:]]*-?kernel[./]perf_event_paranoid[[:space:]]*=[[:space:]]*(-?[0-9]+)[[:space:]]*$'
     for i in "${!B_PATH[@]}"; do
         [[ ${B_GROUP[i]} == sysctl ]] || continue
-        value=$(sed -n 's/^[[:space:]]*-\{0,1\}kernel[./]perf_event_paranoid[[:space:]]*=[[:space:]]*\(-\{0,1\}[0-9][0-9]*\)[[:space:]]*$/\1/p' \
-            "$WORK/bundle/${B_SRC[i]}" | tail -n 1)
+        # The file's last setting wins, as with sysctl. (In bash: a sed and a tail per converge add up on a slow host.)
+        match=""
+        while IFS= read -r line || [[ -n $line ]]; do
+            if [[ $line =~ $re ]]; then match=${BASH_REMATCH[1]}; fi
+        done <"$WORK/bundle/${B_SRC[i]}"
+        value=$match
     done
-    if [[ -z $value && -r /proc/sys/kernel/perf_event_paranoid ]]; then value=$(</proc/sys/kernel/perf_event_paranoid); fi
+    if [[ -z $value && -r /proc/sys/kernel/perf_event_paranoid ]]; then read -r value </proc/sys/kernel/perf_event_paranoid || true; fi
     printf '%s' "${value:-2}"
 }
 
@@ -1066,18 +1119,23 @@ rollback_and_fail() {
 
 # --- state and report ---------------------------------------------------------------------------------------
 
+# Each state file is replaced (write, then rename) only when its content changes: a no-op converge writes nothing.
+write_state_file() {
+    local path=$1 content=$2 current=""
+    if [[ -f $path ]]; then IFS= read -r -d '' current <"$path" || true; fi
+    if [[ -f $path && $current == "$content" ]]; then return 0; fi
+    printf '%s' "$content" >"$path.new" # umask 077: 0600
+    mv -f -- "$path.new" "$path"
+}
+
 write_state() {
-    local i
-    : >"$WORK/manifest"
+    local i line manifest=""
     for i in "${!F_PATH[@]}"; do
-        printf '%s\t%s\t%s\n' "${F_GROUP[i]}" "${F_MODE[i]}" "${F_PATH[i]}" >>"$WORK/manifest"
+        printf -v line '%s\t%s\t%s\n' "${F_GROUP[i]}" "${F_MODE[i]}" "${F_PATH[i]}"
+        manifest+=$line
     done
-    if ! cmp -s -- "$WORK/manifest" "$STATE_DIR/manifest"; then
-        install -m 0600 -- "$WORK/manifest" "$STATE_DIR/manifest.new"
-        mv -f -- "$STATE_DIR/manifest.new" "$STATE_DIR/manifest"
-    fi
-    printf '%s\n' "$P_BUNDLE_HASH" >"$STATE_DIR/bundle-hash.new"
-    mv -f -- "$STATE_DIR/bundle-hash.new" "$STATE_DIR/bundle-hash"
+    write_state_file "$STATE_DIR/manifest" "$manifest"
+    write_state_file "$STATE_DIR/bundle-hash" "$P_BUNDLE_HASH"$'\n'
     prune_artifacts
 }
 
@@ -1091,7 +1149,7 @@ print_report() {
 
 converge() {
     local restart=false
-    CHANGED=false RESTARTED=false NEED_DAEMON_RELOAD=false
+    CHANGED=false RESTARTED=false NEED_DAEMON_RELOAD=false UNIT_ACTIVE_STATE=""
 
     unpack_bundle
     load_params
@@ -1137,7 +1195,7 @@ converge() {
     # happens exactly when Falco's files, unit or binary changed, or when Falco is not running.
     if group_changed falco || group_changed unit || group_changed unit-dropin-perf || [[ $NEED_INSTALL == true || $ARTIFACTS_REPAIRED == true ]]; then
         restart=true
-    elif ! systemctl is-active --quiet -- "$P_UNIT_NAME"; then
+    elif [[ $UNIT_ACTIVE_STATE != active ]] && ! systemctl is-active --quiet -- "$P_UNIT_NAME"; then
         log "$P_UNIT_NAME is not active"
         restart=true
     fi
@@ -1252,7 +1310,7 @@ main() {
 
     require_root
     require_systemd
-    require_tools base64 gzip tar sha256sum systemctl flock timeout mktemp install cmp stat df unshare mount uname sed grep sort
+    require_tools base64 gzip tar sha256sum systemctl flock timeout mktemp install stat df unshare mount uname sed grep sort
     # converge checks every filesystem its files land on once the bundle is unpacked (require_space_for_files).
     if [[ $action == converge ]]; then require_space /var "$MIN_FREE_VAR_MIB"; else require_space /etc "$MIN_FREE_ETC_MIB"; fi
     take_lock
