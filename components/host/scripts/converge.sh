@@ -771,20 +771,11 @@ remove_firewall_table() {
 
 # --- which files, and what changed ---------------------------------------------------------------------------
 
-# The perf_event_paranoid the host will have: what our sysctl drop-in sets, else the kernel's current value.
+# The perf_event_paranoid Falco will see, when perfEventParanoid is auto: the kernel's current value. (Our sysctl
+# drop-in sets this key only for lower-to-2; the settings refuse it as an override, so with auto it never does.)
 effective_perf_paranoid() {
-    local i line match value=""
-    local re='^[[:space:]]*-?kernel[./]perf_event_paranoid[[:space:]]*=[[:space:]]*(-?[0-9]+)[[:space:]]*$'
-    for i in "${!B_PATH[@]}"; do
-        [[ ${B_GROUP[i]} == sysctl ]] || continue
-        # The file's last setting wins, as with sysctl. (In bash: a sed and a tail per converge add up on a slow host.)
-        match=""
-        while IFS= read -r line || [[ -n $line ]]; do
-            if [[ $line =~ $re ]]; then match=${BASH_REMATCH[1]}; fi
-        done <"$WORK/bundle/${B_SRC[i]}"
-        value=$match
-    done
-    if [[ -z $value && -r /proc/sys/kernel/perf_event_paranoid ]]; then read -r value </proc/sys/kernel/perf_event_paranoid || true; fi
+    local value=""
+    if [[ -r /proc/sys/kernel/perf_event_paranoid ]]; then read -r value </proc/sys/kernel/perf_event_paranoid || true; fi
     printf '%s' "${value:-2}"
 }
 
