@@ -12,7 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { isSecureValue, readProjectConfig, readStackFile } from "../../components/config/stackFile";
 import { pemArmour } from "./fakeSecrets";
-import { isSecretValue, outputOf, Recorded, settled, setupCloudMocks } from "./mocks";
+import { isSecretValue, Mocks, outputOf, Recorded, settled, setupCloudMocks } from "./mocks";
 
 /** bench/program.ts waits on the program's resources with it, through this module. */
 export { settled };
@@ -95,8 +95,8 @@ export interface ProgramRun {
 }
 
 /** The shared cloud mocks (test/support/mocks.ts), as `pulumi preview` runs, recording into `resources`. */
-export function installProgramMocks(resources: Recorded[]): void {
-    setupCloudMocks({ preview: true, into: resources });
+export function installProgramMocks(resources: Recorded[]): Mocks {
+    return setupCloudMocks({ preview: true, into: resources });
 }
 
 /** Forget every module of this repository, so `index.ts` runs again with the current config. */
@@ -134,14 +134,14 @@ export async function resolveDeep(v: any): Promise<any> {
 
 /** Evaluate `index.ts` with this config under mocks, recording into `resources`. Throws what the program throws. */
 export async function runProgram(c: CliConfig, resources: Recorded[] = []): Promise<ProgramRun> {
-    installProgramMocks(resources);
+    const mocks = installProgramMocks(resources);
     setCliConfig(c);
     freshProgramModules();
     const mod = require(PROGRAM) as Record<string, unknown>;
     const outputs: Record<string, any> = {};
     for (const [k, v] of Object.entries(mod)) if (k !== "__esModule") outputs[k] = await resolveDeep(v);
     await settled(resources, 50);
-    return { resources, outputs, ofType: (t) => resources.filter((r) => r.type === t) };
+    return { resources, outputs, ofType: (t) => mocks.ofType(t) };
 }
 
 /** Every path in a recorded input where a string contains `needle` outside a secret wrapper. */

@@ -362,22 +362,6 @@ choose_driver() {
     esac
 }
 
-# Version of the installed falco package; empty when none.
-package_version() {
-    local version
-    case $PKG_FAMILY in
-    debian)
-        # shellcheck disable=SC2016 # dpkg-query's own ${field} syntax, not shell
-        version=$(dpkg-query -W -f='${db:Status-Status} ${Version}' falco 2>/dev/null || true)
-        [[ $version == "installed "* ]] && printf '%s' "${version#installed }"
-        ;;
-    rpm)
-        if version=$(rpm -q --qf '%{VERSION}' falco 2>/dev/null); then printf '%s' "$version"; fi
-        ;;
-    esac
-    return 0
-}
-
 # INSTALLED_VERSION: the installed falco package's version (empty when none); INSTALLED_SELECTION: dpkg's selection
 # (`hold` when held; empty on rpm hosts). One dpkg-query for both: a no-op converge needs both.
 read_installed_package() {
@@ -390,8 +374,16 @@ read_installed_package() {
         if [[ $status == installed ]]; then INSTALLED_VERSION=$version; fi
         INSTALLED_SELECTION=$want
         ;;
-    rpm) INSTALLED_VERSION=$(package_version) ;;
+    rpm)
+        if version=$(rpm -q --qf '%{VERSION}' falco 2>/dev/null); then INSTALLED_VERSION=$version; fi
+        ;;
     esac
+}
+
+# Version of the installed falco package; empty when none.
+package_version() {
+    read_installed_package
+    printf '%s' "$INSTALLED_VERSION"
 }
 
 # The version `falco --version` reports (`Falco version: X.Y.Z ...`); empty when it does not run.
