@@ -194,7 +194,7 @@ esac
 
 const FAKE_FALCO = String.raw`#!/bin/bash
 printf '%s\n' "$*" >>__STATE__/falco.log
-if [[ ${"${"}1:-} == --version ]]; then
+if [[ " $* " == *" --version "* ]]; then
     printf '%s\n' "Falco version: ${FAKE_FALCO_VERSION} (x86_64)" "Libs version:  0.22.1" "Plugin API:    3.10.0"
     exit 0
 fi

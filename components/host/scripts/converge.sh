@@ -386,14 +386,19 @@ package_version() {
     printf '%s' "$INSTALLED_VERSION"
 }
 
-# The version `falco --version` reports (`Falco version: X.Y.Z ...`); empty when it does not run.
+# The version the binary reports; empty when it does not run. `-c /dev/null` keeps the host's current config out of
+# it: with `json_output: true` there, Falco prints the version as JSON on stdout (and its log on stderr) instead of
+# the `Falco version: X.Y.Z` text (falcosecurity/falco 0.44.1 userspace/falco/app/actions/print_version.cpp;
+# captured in shared/reference/falco/outputs/version.*). Both forms are read, so an older or patched binary that
+# ignores -c still answers.
 binary_version() {
-    local out line
-    out=$("$1" --version 2>/dev/null) || return 0
+    local out line re_json='"falco_version":[[:space:]]*"([0-9]+\.[0-9]+\.[0-9]+)"'
+    out=$("$1" -c /dev/null --version 2>/dev/null) || return 0
     while IFS= read -r line; do
-        [[ $line == "Falco version: "* ]] || continue
-        if [[ $line =~ ^Falco\ version:\ ([0-9]+\.[0-9]+\.[0-9]+) ]]; then printf '%s' "${BASH_REMATCH[1]}"; fi
-        return 0
+        if [[ $line =~ ^Falco\ version:\ ([0-9]+\.[0-9]+\.[0-9]+) || $line =~ $re_json ]]; then
+            printf '%s' "${BASH_REMATCH[1]}"
+            return 0
+        fi
     done <<<"$out"
 }
 
