@@ -408,7 +408,7 @@ describe("host scripts: real runs in a sandbox (mount namespace, overlays, fake 
         assert.equal(sb.run(managedBy().installScript).status, 0);
         sb.clearLogs();
         const before = sb.snapshot();
-        const bad = managedBy({ rules: { custom: { broken: "- rule: x\n  condition: INVALID_FOR_FALCO\n  output: x\n  priority: ERROR\n  desc: x\n" } } });
+        const bad = managedBy({ rules: { custom: { broken: "- rule: x\n  condition: evt.type = open and fd.STANDIN-INVALID = x\n  output: x\n  priority: ERROR\n  desc: x\n" } } });
         const r = sb.run(bad.installScript);
         assert.equal(r.status, 1);
         assert.match(r.stderr, /LOAD_ERR_COMPILE_CONDITION/, "Falco's own output is shown");
