@@ -10,10 +10,11 @@
  *   `validateStackConfigValue` (for every explicitly typed key: `secret: true` and a value that is not secure is
  *   "must be encrypted as it's secret"; otherwise the decrypted value must pass `ValidateConfigValue`). The
  *   first error stops the CLI, as here.
- * - `sdk/go/common/workspace/project.go` (read at commit 0351806b7a86): `ValidateConfigValue`,
- *   `InferFullTypeName`, `RewriteShorthandConfigValues`, `Project.Validate`; `project.json`, the schema of a
- *   config declaration (`configTypeDeclaration`), with `object` among the simple types as pulumi/pulumi#20129
- *   and #20132 added it (v3.187.0).
+ * - `sdk/go/common/workspace/project.go` (read at commit 0351806b7a86, where `ValidateConfigValue` knows
+ *   `object`): `ValidateConfigValue`, `InferFullTypeName`, `RewriteShorthandConfigValues`, `Project.Validate`;
+ *   `project.json`, the schema of a config declaration (`configTypeDeclaration`). The copy of project.json read
+ *   (commit 5351d868b25d) predates `object`; it is added to `simpleConfigType` here as pulumi/pulumi#20129 does
+ *   (with #20132 parsing such values; in the CLI since v3.187.0).
  * - `sdk/go/common/resource/config/value.go` `Value.unmarshalValue` (how a stack file's YAML becomes a config
  *   value: a scalar is a plain string, `{secure: ...}` a secret, a map or list an object, secure when any
  *   value inside is) and `plaintext.go` / `toPlaintext` in config.go (how an ESC value becomes one:
@@ -67,7 +68,7 @@ export const DECRYPTED_STAND_IN = "[decrypted by the stand-in decrypter]";
 // --- project.go -------------------------------------------------------------------------------------------
 
 /**
- * `project.json`'s `configTypeDeclaration` and `configItemsType`, as in pulumi/pulumi with `object` in
+ * `project.json`'s `config` property with `configTypeDeclaration` and `configItemsType`, `object` added to
  * `simpleConfigType` (pulumi/pulumi#20129, v3.187.0). Only the `config` part of the project schema.
  */
 const CONFIG_SCHEMA = {
