@@ -24,12 +24,11 @@ import {
     RuleGroups,
     SYSCALL_DROP_RULE,
 } from "../../components/alerting";
-import { objectConfigSource, parseStackConfig } from "../../components/config";
 import { SELF_PROTECTION_RULES } from "../../components/rules";
 import { renderStackAlertRules } from "../../scripts/render";
 import { counterSeries, EventStream, every, InputSeries, upSeries } from "./sidekickSeries";
+import { existingNode, parseStack } from "./stack";
 
-const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICGs/MbsDJVGgX3toQvta8TevR8slzykb4it4nBZjqrW";
 const STACK = "test";
 const HORIZON = 90;
 const minutes = (d: string) => durationMs(d) / 60_000;
@@ -42,14 +41,7 @@ function promtool(args: string[], cwd: string): { status: number | null; out: st
 
 /** The rules of a stack of existing nodes, parsed and rendered as the program and `npm run render` do. */
 function stackRules(nodeNames: string[], alerting: Record<string, unknown> = {}, falco: Record<string, unknown> = {}): RuleGroups {
-    const nodes = nodeNames.map((name) => ({ name, kind: "existing", ssh: { host: `${name}.example.net`, user: "deploy", hostKey: HOST_KEY } }));
-    const cfg = parseStackConfig(
-        objectConfigSource(
-            { "falco-nodes:nodes": nodes, "falco-nodes:alerting": alerting, "falco-nodes:falco": falco, "falco-nodes:sshPrivateKey": "k" },
-            ["falco-nodes:sshPrivateKey"],
-        ),
-    );
-    const a = cfg.alerting;
+    const a = parseStack({ "falco-nodes:nodes": nodeNames.map((n) => existingNode(n)), "falco-nodes:alerting": alerting, "falco-nodes:falco": falco }).alerting;
     return renderAlertRules({ stack: STACK, nodes: a.nodes, settings: a.settings, sidekickJob: a.sidekickJob });
 }
 

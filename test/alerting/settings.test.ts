@@ -13,19 +13,9 @@ import {
     renderAlertRules,
     resolveAlertingSettings,
 } from "../../components/alerting";
-import { objectConfigSource, parseStackConfig, StackConfig, StackConfigError } from "../../components/config";
+import { StackConfigError } from "../../components/config";
+import { existingNode as node, parseStack as parse } from "./stack";
 
-const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICGs/MbsDJVGgX3toQvta8TevR8slzykb4it4nBZjqrW";
-const node = (name: string, falco?: Record<string, unknown>) => ({
-    name,
-    kind: "existing",
-    ssh: { host: `${name}.example.net`, user: "deploy", hostKey: HOST_KEY },
-    ...(falco ? { falco } : {}),
-});
-
-function parse(values: Record<string, unknown>): StackConfig {
-    return parseStackConfig(objectConfigSource({ ...values, "falco-nodes:sshPrivateKey": "k" }, ["falco-nodes:sshPrivateKey"]));
-}
 function problems(values: Record<string, unknown>): { key: string; message: string }[] {
     try {
         parse(values);
