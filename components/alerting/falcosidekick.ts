@@ -18,7 +18,8 @@
  *   event, at value 1; it is never deleted while the process runs.
  * - The Falcosidekick scrape target's `up` series: the falcosidekick chart's own PrometheusRule
  *   (`charts/falcosidekick/templates/prometheusrule.yaml`, falcosecurity/charts) alerts on `absent(up{job=<fullname>})`;
- *   with the chart's ServiceMonitor the job is the Service name.
+ *   the chart's ServiceMonitor (`charts/falcosidekick/templates/servicemonitor.yaml`) sets no `jobLabel`, so the
+ *   Prometheus operator names the job after the Service.
  */
 
 /** The event counter (stats_prometheus.go `metricPrefix + "falco_events_total"`). */
