@@ -26,7 +26,7 @@ import {
 } from "../../components/alerting";
 import { SELF_PROTECTION_RULES } from "../../components/rules";
 import { renderStackAlertRules } from "../../scripts/render";
-import { counterSeries, EventStream, every, InputSeries, upSeries } from "./sidekickSeries";
+import { counterSeries, EventStream, every, InputSeries, Target, upSeries } from "./sidekickSeries";
 import { existingNode, parseStack } from "./stack";
 
 const STACK = "test";
@@ -95,10 +95,8 @@ function runScenario(rules: RuleGroups, series: InputSeries[], checkpoints: numb
     }
 }
 
-const seriesOf = (streams: EventStream[], scrapeFailsAt?: number) => [
-    upSeries(HORIZON, scrapeFailsAt),
-    ...streams.map((s) => counterSeries(s, HORIZON, scrapeFailsAt)),
-];
+/** What Prometheus holds for one Falcosidekick process (`target`) counting `streams`. */
+const seriesOf = (streams: EventStream[], target: Target = {}) => [upSeries(HORIZON, target), ...streams.map((s) => counterSeries(s, HORIZON, target))];
 
 describe("alert rules: promtool", function () {
     this.timeout(120_000);
@@ -183,8 +181,25 @@ describe("alert rules: promtool", function () {
         it("Falcosidekick down pages once, as itself, and holds the node alerts back", () => {
             const failsAt = 60;
             const ok = ["web-1", "web-2", "db-1"].flatMap((h) => healthy(h));
-            runScenario(rules, seriesOf(ok, failsAt), [failsAt, failsAt + P - 1, failsAt + P, failsAt + W + P, HORIZON], (t) => ({
+            runScenario(rules, seriesOf(ok, { until: failsAt }), [failsAt, failsAt + P - 1, failsAt + P, failsAt + W + P, HORIZON], (t) => ({
                 [ALERT_NAMES.sidekickDown]: t >= failsAt + P ? [firing(rules, ALERT_NAMES.sidekickDown)] : [],
+            }));
+        });
+
+        it("a Falcosidekick restart (a new pod, its counters empty) pages nobody, and a node silent across it still pages", () => {
+            // The old pod goes at 50, the new one is scraped from 51 and only counts what arrives after.
+            const restart = 50;
+            const ok = ["web-1", "web-2", "db-1"].flatMap((h) => healthy(h));
+            const pods = (streams: EventStream[]) => [
+                ...seriesOf(streams, { until: restart }),
+                ...seriesOf(streams, { instance: "10.0.7.9:2801", from: restart + 1 }),
+            ];
+            runScenario(rules, pods(ok), every(1, restart - 2, restart + W + P + 5), () => ({}));
+            // web-1 sent its last heartbeat at 45: the new pod never sees it, so it is unreported a window later.
+            const silentAcross = [...healthy("web-1", 45), ...healthy("web-2"), ...healthy("db-1")];
+            const unreportedAt = restart + 1 + W;
+            runScenario(rules, pods(silentAcross), [unreportedAt - 1, unreportedAt, HORIZON], (t) => ({
+                [ALERT_NAMES.unreported]: t >= unreportedAt ? [firing(rules, ALERT_NAMES.unreported, "web-1")] : [],
             }));
         });
     });

@@ -47,14 +47,22 @@ function labelText(labels: Record<string, string>): string {
     return `{${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(",")}}`;
 }
 
-/**
- * The scraped counter of one event stream until `horizon`; the target fails to scrape from `scrapeFailsAt` on
- * (no sample after a staleness marker).
- */
-export function counterSeries(e: EventStream, horizon: number, scrapeFailsAt = Infinity): InputSeries {
+/** One Falcosidekick process as a scrape target: its address, and the minutes it is scraped (from, until). */
+export interface Target {
+    instance?: string;
+    /** First minute it is scraped: a new process, whose counters start empty. Default 0. */
+    from?: number;
+    /** First minute its scrape fails (a staleness marker, then no sample). Default never. */
+    until?: number;
+}
+
+/** The scraped counter of one event stream, as one Falcosidekick process counts it, until `horizon`. */
+export function counterSeries(e: EventStream, horizon: number, target: Target = {}): InputSeries {
+    const { instance = SCRAPE.instance, from = 0, until = Infinity } = target;
     const raw = e.priority.toLowerCase() as keyof typeof SIDEKICK_PRIORITY;
     const labels = {
-        ...SCRAPE,
+        job: SCRAPE.job,
+        instance,
         hostname: e.hostname,
         rule: e.rule,
         priority: String(SIDEKICK_PRIORITY[raw]),
@@ -63,17 +71,19 @@ export function counterSeries(e: EventStream, horizon: number, scrapeFailsAt = I
     };
     const samples: string[] = [];
     for (let t = 0; t <= horizon; t++) {
-        const count = e.at.filter((x) => x <= t).length;
-        if (t === scrapeFailsAt) samples.push("stale");
-        else if (t > scrapeFailsAt || count === 0) samples.push("_");
+        // Events before the process started went to the previous one.
+        const count = e.at.filter((x) => x >= from && x <= t).length;
+        if (t === until) samples.push("stale");
+        else if (t > until || t < from || count === 0) samples.push("_");
         else samples.push(String(count));
     }
     return { series: `${FALCO_EVENTS_METRIC}${labelText(labels)}`, values: samples.join(" ") };
 }
 
-/** The target's `up`: 1 until `scrapeFailsAt`, then 0. */
-export function upSeries(horizon: number, scrapeFailsAt = Infinity): InputSeries {
+/** The target's `up`: 1 while scraped, 0 once its scrape fails (`until`); no sample before `from`. */
+export function upSeries(horizon: number, target: Target = {}): InputSeries {
+    const { instance = SCRAPE.instance, from = 0, until = Infinity } = target;
     const samples: string[] = [];
-    for (let t = 0; t <= horizon; t++) samples.push(t >= scrapeFailsAt ? "0" : "1");
-    return { series: `up${labelText({ ...SCRAPE })}`, values: samples.join(" ") };
+    for (let t = 0; t <= horizon; t++) samples.push(t < from ? "_" : t >= until ? "0" : "1");
+    return { series: `up${labelText({ job: SCRAPE.job, instance })}`, values: samples.join(" ") };
 }
