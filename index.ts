@@ -6,6 +6,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { AwsFalcoNode, FalcoCluster, FalcoHost, SshProxyArgs, withoutPromiseStackTraces } from "./components";
+import { renderAlertRules } from "./components/alerting";
 import { clusterSecrets, NodeConfig, parseStackConfig, programConfigSource, projectFileReader, readStackSecrets, StackConfigError } from "./components/config";
 
 function loadStackConfig() {
@@ -44,7 +45,16 @@ function declareCluster() {
     if (!cfg.cluster) return undefined;
     // Only the stack's own kubeconfig, never the ambient ~/.kube/config: a deploy cannot land on the wrong cluster.
     const provider = new k8s.Provider("cluster", { kubeconfig: secrets.kubeconfig! });
-    const cluster = new FalcoCluster("falco", { ...cfg.cluster, provider, secrets: clusterSecrets(secrets) });
+    const a = cfg.alerting;
+    // The same rules `npm run render` writes to out/<stack>/alerts/: every declared node is expected to report.
+    const alertRules = a.settings.enabled && a.settings.prometheusRule.enabled
+        ? {
+              rules: renderAlertRules({ stack: pulumi.getStack(), nodes: a.nodes, settings: a.settings, sidekickJob: a.sidekickJob }),
+              namespace: a.prometheusRuleNamespace,
+              labels: a.settings.prometheusRule.labels,
+          }
+        : undefined;
+    const cluster = new FalcoCluster("falco", { ...cfg.cluster, provider, secrets: clusterSecrets(secrets), alertRules });
     return { namespace: cluster.namespace, sidekickAddress: cluster.sidekickAddress, webUiAddress: cluster.webUiAddress };
 }
 

@@ -12,6 +12,8 @@
  *   <out>/<node>/k8s-audit/              for a node with the k8sAudit webhook: audit-policy.yaml and
  *                                        audit-webhook.kubeconfig for the API servers of a self-managed cluster
  *                                        (kube-apiserver --audit-policy-file / --audit-webhook-config-file)
+ *   <out>/alerts/falco-nodes.rules.yaml  the stack's Prometheus alert rules (every node expected to report), for a
+ *                                        Prometheus's rule_files (docs/alerting.md); absent with alerting.enabled false
  *
  * Secrets in the stack file (`secure:` values) are never decrypted: bundles that need one carry a placeholder,
  * and their install.sh refuses to run (converge those with `pulumi up`). Bad settings: exit 1 with every
@@ -27,6 +29,7 @@ import { nodeHostSettings } from "../components/aws/node";
 import * as YAML from "yaml";
 import { renderAuditPolicy, renderAuditWebhookKubeconfig, renderClusterValues } from "../components/cluster";
 import { auditWebhookServerUrl } from "../components/host/k8sAudit";
+import { renderAlertRulesFile } from "../components/alerting";
 import { findProjectDir, parseStackConfig, projectFileReader, readStackFile, StackConfigError, stackFileSource } from "../components/config";
 
 export interface StackHost {
@@ -125,6 +128,28 @@ export function writeClusterValues(outDir: string, values: Record<string, unknow
     return file;
 }
 
+/** Where the alert rules land below the stack's output directory. */
+export const ALERT_RULES_FILE = path.join("alerts", "falco-nodes.rules.yaml");
+
+/** The stack's alert rule file (see components/alerting/rules.ts), or undefined when alerting is off. */
+export function renderStackAlertRules(file: string, stack: string, projectDir = REPO_ROOT): string | undefined {
+    const { alerting } = loadStack(file, projectDir);
+    if (!alerting.settings.enabled) return undefined;
+    return renderAlertRulesFile({ stack, nodes: alerting.nodes, settings: alerting.settings, sidekickJob: alerting.sidekickJob });
+}
+
+/** Write the alert rules below `outDir`, replacing an earlier render; with none, remove an earlier file. */
+export function writeAlertRules(outDir: string, rules: string | undefined): string | undefined {
+    const target = path.join(outDir, ALERT_RULES_FILE);
+    if (rules === undefined) {
+        fs.rmSync(target, { force: true });
+        return undefined;
+    }
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, rules, { mode: 0o644 });
+    return target;
+}
+
 /** Render every node's bundle without secrets. Pure apart from reading the stack file. */
 export function renderStack(file: string, projectDir = REPO_ROOT): RenderedNode[] {
     const sshHosts = new Map(loadStack(file, projectDir).nodes.map((n) => [n.name, n.kind === "existing" ? n.ssh.host : undefined]));
@@ -214,9 +239,11 @@ export function main(argv: string[], io: Io = consoleIo): number {
     }
     let nodes: RenderedNode[];
     let clusterValues: Record<string, unknown> | undefined;
+    let alertRules: string | undefined;
     try {
         nodes = renderStack(file);
         clusterValues = renderStackClusterValues(file);
+        alertRules = renderStackAlertRules(file, args.stack);
     } catch (e) {
         if (e instanceof StackConfigError || e instanceof HostSettingsError) {
             io.err(`${path.relative(process.cwd(), file) || file}: ${e.message}`);
@@ -229,6 +256,8 @@ export function main(argv: string[], io: Io = consoleIo): number {
     try {
         writeRendered(outDir, nodes);
         if (clusterValues) io.out(`${writeClusterValues(outDir, clusterValues)}: chart values`);
+        const rulesFile = writeAlertRules(outDir, alertRules);
+        if (rulesFile) io.out(`${rulesFile}: Prometheus alert rules for ${nodes.length} node${nodes.length === 1 ? "" : "s"}`);
     } catch (e) {
         io.err((e as Error).message);
         return 1;

@@ -8,6 +8,9 @@
  * The chart is a `helm.v4.Chart`: Pulumi renders it and manages each object itself, so every Kubernetes object
  * shows in `pulumi preview` and goes through policy packs.
  *
+ * With `alertRules`, the stack's central alert rules (components/alerting) are applied as a `PrometheusRule`
+ * (monitoring.coreos.com/v1) for the Prometheus operator to load; the cluster must have its CRDs.
+ *
  * After rotating a credential (`secrets.*`), restart Falcosidekick as the deployer identity
  * (`kubectl -n <ns> rollout restart deploy/<release>-falcosidekick`, or `<release>-falco-falcosidekick` when
  * the release name lacks "falco"): it reads the Secret at start, and the chart's config checksum does not
@@ -18,6 +21,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { chartNames } from "./names";
 import { planCluster } from "./render";
+import type { RuleGroups } from "../alerting/rules";
 import type { FalcoClusterSecrets, FalcoClusterSettings, SecretPresence } from "./settings";
 import { renderOutputsSecretData, renderWebUiSecretData, serviceAddresses } from "./values";
 
@@ -26,7 +30,24 @@ export interface FalcoClusterArgs extends FalcoClusterSettings {
     provider: k8s.Provider;
     /** Credentials, as Pulumi secrets (`pulumi config set --secret`). See `FalcoClusterSecrets`. */
     secrets?: FalcoClusterSecrets;
+    /**
+     * Alert rules to apply as a PrometheusRule (`renderAlertRules` from components/alerting). Default none.
+     * Needs the Prometheus operator's CRDs in the cluster.
+     */
+    alertRules?: FalcoClusterAlertRules;
 }
+
+export interface FalcoClusterAlertRules {
+    /** The rule groups (the PrometheusRule's `spec`). */
+    rules: RuleGroups;
+    /** Namespace of the PrometheusRule. Default: Falco's namespace. */
+    namespace?: string;
+    /** Labels for the operator's `ruleSelector` (e.g. `release: kube-prometheus-stack`). Default none. */
+    labels?: Record<string, string>;
+}
+
+/** The PrometheusRule's name. */
+export const ALERT_RULES_NAME = "falco-nodes-alerts";
 
 const SECRET_KEYS = [
     "slackWebhookUrl", "webhookAddress", "webhookCustomHeaders", "elasticsearchPassword", "webUiPassword",
@@ -48,7 +69,7 @@ export class FalcoCluster extends pulumi.ComponentResource {
 
     constructor(name: string, args: FalcoClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super("falco-nodes:index:FalcoCluster", name, {}, opts);
-        const { provider, secrets = {}, ...settings } = args;
+        const { provider, secrets = {}, alertRules, ...settings } = args;
         if (!provider) throw new Error(`FalcoCluster ${name}: args.provider is required (a k8s.Provider for the target cluster's kubeconfig)`);
         const presence = Object.fromEntries(SECRET_KEYS.map((k) => [k, secrets[k] !== undefined])) as SecretPresence;
         const plan = planCluster(settings, presence);
@@ -163,6 +184,24 @@ export class FalcoCluster extends pulumi.ComponentResource {
                     spec: plan.protection.binding.spec,
                 },
                 { ...after, dependsOn: [this.chart, policy] },
+            );
+        }
+
+        if (alertRules) {
+            // A plain object of the operator's CRD: Pulumi shows the rules in the preview and replaces nothing on change.
+            new k8s.apiextensions.CustomResource(
+                `${name}-alert-rules`,
+                {
+                    apiVersion: "monitoring.coreos.com/v1",
+                    kind: "PrometheusRule",
+                    metadata: {
+                        name: ALERT_RULES_NAME,
+                        namespace: alertRules.namespace ?? ns,
+                        labels: { ...alertRules.labels, ...labels },
+                    },
+                    spec: alertRules.rules,
+                },
+                { ...child, dependsOn: [namespace] },
             );
         }
 

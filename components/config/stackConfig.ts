@@ -27,13 +27,22 @@ import {
     ResolvedHostSettings,
 } from "../host/settings";
 import { resolveHostSettingsMemo } from "../host/settingsMemo";
+import {
+    AlertingSettings,
+    AlertingSettingsError,
+    DEFAULT_SIDEKICK_JOB,
+    ExpectedNode,
+    ResolvedAlertingSettings,
+    resolveAlertingSettings,
+} from "../alerting";
+import { chartNames } from "../cluster/names";
 import { mergeSettings } from "./merge";
 
 /** The config namespace: the project name. Every key is `falco-nodes:<key>`. */
 export const CONFIG_NAMESPACE = "falco-nodes";
 
 /** Plain (non-secret) keys, each holding structured YAML. */
-export const PLAIN_KEYS = ["falco", "nodes", "aws", "ssh", "cluster", "ruleFiles"] as const;
+export const PLAIN_KEYS = ["falco", "nodes", "aws", "ssh", "cluster", "ruleFiles", "alerting"] as const;
 export type PlainKey = (typeof PLAIN_KEYS)[number];
 
 /** Keys that must be set with `pulumi config set --secret` (or come from an ESC environment as secrets). */
@@ -193,6 +202,19 @@ export interface StackConfig {
     secrets: Record<SecretKey, boolean>;
     /** With `cluster`: which of its secrets count as given (set, or expected from outside where the settings need them). */
     clusterSecretPresence?: ClusterSecretPresence;
+    /** `falco-nodes:alerting`, resolved, with the nodes it expects (see `StackAlerting`). */
+    alerting: StackAlerting;
+}
+
+/** The central alert rules' inputs: settings, every declared node as the alerts see it, the Falcosidekick job. */
+export interface StackAlerting {
+    settings: ResolvedAlertingSettings;
+    /** Every node of the stack, with the hostname its Falco reports (`alerting.hostnames`, default its name). */
+    nodes: ExpectedNode[];
+    /** `alerting.sidekickJob`, default the cluster layer's Falcosidekick Service, else `falcosidekick`. */
+    sidekickJob: string;
+    /** Where FalcoCluster puts the PrometheusRule (with `settings.prometheusRule.enabled`). */
+    prometheusRuleNamespace?: string;
 }
 
 // --- input to the parser ----------------------------------------------------------------------------------
@@ -328,6 +350,8 @@ const stackSchema = z
         cluster: z.record(z.string(), z.unknown(), { message: "must be a map of cluster settings (FalcoClusterSettings)" }),
         // Each path is checked with the others in step 3, so every bad entry is reported at once.
         ruleFiles: z.array(z.string({ message: "must be a path" }), { message: "must be a list of rule file paths relative to the project directory" }),
+        // Checked by resolveAlertingSettings (step 8), which names each bad key.
+        alerting: z.record(z.string(), z.unknown(), { message: "must be a map of alerting settings (AlertingSettings in components/alerting/settings.ts)" }),
     })
     .partial();
 
@@ -586,6 +610,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
     // 7. Cluster.
     let cluster: FalcoClusterSettings | undefined;
     let clusterSecretPresence: ClusterSecretPresence | undefined;
+    let clusterNames: { namespace: string; sidekick: string } | undefined;
     const clusterInput = (s.cluster ?? {}) as ClusterConfig;
     if (clusterInput.enabled !== undefined && typeof clusterInput.enabled !== "boolean")
         problems.push({ key: `${CONFIG_NAMESPACE}:cluster.enabled`, message: "must be true or false" });
@@ -601,7 +626,10 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
             CLUSTER_SECRET_KEYS.map((k) => [k, secrets[k] || (!!options.secretsMayBeExternal && !!needed[k])]),
         ) as ClusterSecretPresence;
         clusterSecretPresence = presence;
-        collect(problems, `${CONFIG_NAMESPACE}:cluster.`, () => resolveClusterSettings(withRules, presence));
+        collect(problems, `${CONFIG_NAMESPACE}:cluster.`, () => {
+            const resolvedCluster = resolveClusterSettings(withRules, presence);
+            clusterNames = { namespace: resolvedCluster.namespace, sidekick: chartNames(resolvedCluster.releaseName).sidekick };
+        });
         // The resolver names secrets `secrets.<key>`; in a stack file they are top-level keys.
         for (const p of problems)
             p.key = p.key.replace(`${CONFIG_NAMESPACE}:cluster.secrets.`, `${CONFIG_NAMESPACE}:`);
@@ -614,8 +642,63 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
     }
     // Cluster settings kept while `enabled` is false are not checked: switching the layer on stays a one-line change.
 
+    // 8. Alerting: every declared node is expected to report, under the hostname its Falco uses.
+    const alerting = stackAlerting(s.alerting as AlertingSettings | undefined, nodes, !!cluster, clusterNames, problems);
+
     if (problems.length) throw new StackConfigError(problems);
-    return { falco, nodes, aws: fleetAws, ssh, cluster, clusterSecretPresence, secrets };
+    return { falco, nodes, aws: fleetAws, ssh, cluster, clusterSecretPresence, secrets, alerting };
+}
+
+function stackAlerting(
+    input: AlertingSettings | undefined,
+    nodes: NodeConfig[],
+    hasCluster: boolean,
+    clusterNames: { namespace: string; sidekick: string } | undefined,
+    problems: ConfigProblem[],
+): StackAlerting {
+    const at = `${CONFIG_NAMESPACE}:alerting`;
+    let settings: ResolvedAlertingSettings;
+    try {
+        settings = resolveAlertingSettings(input ?? {});
+    } catch (e) {
+        if (!(e instanceof AlertingSettingsError)) throw e;
+        for (const p of e.problems) problems.push({ key: `${at}.${p.key}`, message: p.message });
+        // Go on with the keys that were fine, so their problems are reported in the same run.
+        const bad = new Set(e.problems.flatMap((p) => p.key.split(", ").map((k) => k.split(/[.[]/)[0])));
+        settings = resolveAlertingSettings(Object.fromEntries(Object.entries(input ?? {}).filter(([k]) => !bad.has(k))));
+    }
+    const names = new Set(nodes.map((n) => n.name));
+    for (const k of Object.keys(settings.hostnames))
+        if (!names.has(k))
+            problems.push({ key: `${at}.hostnames.${k}`, message: `no node is named '${k}': map the hostnames of declared nodes only (${[...names].join(", ") || "none"})` });
+    const expected: ExpectedNode[] = nodes.map((n) => ({
+        name: n.name,
+        hostname: settings.hostnames[n.name] ?? n.name,
+        heartbeatInterval: n.resolved.heartbeat.interval,
+    }));
+    if (settings.enabled) {
+        const byHostname = new Map<string, string>();
+        for (const n of expected) {
+            const other = byHostname.get(n.hostname);
+            if (other)
+                problems.push({ key: `${at}.hostnames.${n.name}`, message: `nodes '${other}' and '${n.name}' would both be matched by hostname '${n.hostname}': map each node to the hostname its own Falco reports` });
+            byHostname.set(n.hostname, n.name);
+        }
+        for (const n of nodes)
+            if (!n.resolved.heartbeat.enabled)
+                problems.push({
+                    key: `${at}`,
+                    message: `node '${n.name}' has falco.heartbeat.enabled: false, so nothing central can tell when it goes silent: turn its heartbeat on, or set alerting.enabled: false`,
+                });
+    }
+    if (settings.prometheusRule.enabled && !hasCluster)
+        problems.push({ key: `${at}.prometheusRule.enabled`, message: "needs the in-cluster layer (cluster.enabled: true); for a Prometheus outside a cluster load out/<stack>/alerts/ from npm run render instead" });
+    return {
+        settings,
+        nodes: expected,
+        sidekickJob: settings.sidekickJob ?? clusterNames?.sidekick ?? DEFAULT_SIDEKICK_JOB,
+        prometheusRuleNamespace: settings.prometheusRule.namespace ?? clusterNames?.namespace,
+    };
 }
 
 /**
