@@ -1,0 +1,188 @@
+/**
+ * A model of kube-apiserver running one ValidatingAdmissionPolicy and its binding on one request, with the real CEL
+ * expressions evaluated by a CEL implementation (@marcbachmann/cel-js), not by hand. What it models, and where:
+ *
+ * - Which requests reach the policy at all: admission configuration objects never do
+ *   (IsExemptAdmissionConfigurationResource, staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/predicates/
+ *   rules/rules.go); `matchConstraints.resourceRules` match group, version, operation and `resource` or
+ *   `resource/subresource` exactly, `*` as a wildcard (Matcher.resource in the same file); the binding's
+ *   namespaceSelector filters namespaced requests by their namespace's labels, matches a Namespace object by its own
+ *   labels and never filters other cluster-scoped objects (GetNamespaceLabels / MatchNamespaceSelector,
+ *   staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/predicates/namespace/matcher.go). Namespaces carry
+ *   `kubernetes.io/metadata.name` (set by the API server since 1.21).
+ * - The `request` variable: the admission.k8s.io/v1 AdmissionRequest as its JSON form, so `omitempty` fields that
+ *   are empty are absent and reading them is an error (UnstructuredReflectToVal,
+ *   staging/src/k8s.io/apiserver/pkg/cel/common/, bound in admission/plugin/cel/activation.go). `namespace` is empty
+ *   for cluster-scoped objects including Namespaces (rootScopeNaming, endpoints/handlers/rest.go). `object` and
+ *   `oldObject` are null when the operation has none (CREATE has no oldObject, DELETE no object); CONNECT's object is
+ *   the options (PodExecOptions). `namespaceObject` is the namespace (null for cluster-scoped requests); `params` is
+ *   null (the policy has no paramKind); `authorizer` is not provided (the policy does not use it, and the model
+ *   throws if an expression names it).
+ * - Impersonation: the impersonation filter has already replaced the user
+ *   (staging/src/k8s.io/apiserver/pkg/endpoints/filters/impersonation/impersonation.go): `userInfo` is the
+ *   impersonated name, the groups asked for (plus `system:authenticated` unless `system:unauthenticated` was asked
+ *   for), the `Impersonate-Extra-*` values asked for and nothing else. `impersonate()` below builds exactly that.
+ * - Variables are evaluated lazily, in order, each at most once; an error in one surfaces where it is read
+ *   (composition.go). A validation that errors, or is not `true`, decides by `failurePolicy` / denies
+ *   (policyDecisionActionForError and Validate, admission/plugin/policy/validating/validator.go).
+ */
+import { evaluate } from "@marcbachmann/cel-js";
+
+export interface UserInfo {
+    username: string;
+    uid?: string;
+    groups?: string[];
+    extra?: Record<string, string[]>;
+}
+
+/** A request as the API server has it before building the AdmissionRequest. */
+export interface AdmissionAttributes {
+    user: UserInfo;
+    group: string;
+    version?: string;
+    resource: string;
+    subresource?: string;
+    /** Empty for cluster-scoped objects. */
+    namespace?: string;
+    name?: string;
+    operation: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
+    object?: Record<string, unknown> | null;
+    oldObject?: Record<string, unknown> | null;
+}
+
+export interface PolicyLike {
+    spec: {
+        failurePolicy: "Fail" | "Ignore";
+        matchConstraints: { resourceRules: { apiGroups: string[]; apiVersions: string[]; resources: string[]; operations: string[]; scope?: string }[] };
+        variables: { name: string; expression: string }[];
+        validations: { expression: string }[];
+    };
+}
+export interface BindingLike {
+    spec: { validationActions: string[]; matchResources: { namespaceSelector: { matchExpressions: { key: string; operator: string; values: string[] }[] } } };
+}
+
+/** Who a caller becomes with `--as`, `--as-group`, `--as-user-extra` (WithImpersonation). */
+export function impersonate(username: string, groups: string[] = [], extra: Record<string, string[]> = {}): UserInfo {
+    const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
+    let g = [...groups];
+    // Without --as-group, a service account gets its fixed groups (serviceaccount.MakeGroupNames).
+    if (sa && groups.length === 0) g = ["system:serviceaccounts", `system:serviceaccounts:${sa[1]}`];
+    if (username !== "system:anonymous" && !g.includes("system:authenticated") && !g.includes("system:unauthenticated"))
+        g.push("system:authenticated");
+    return { username, groups: g, ...(Object.keys(extra).length ? { extra } : {}) };
+}
+
+/** A service account's own token from a pod (what the kubelet mounts): pkg/serviceaccount/util.go UserInfo. */
+export function podServiceAccount(namespace: string, name: string, podName: string): UserInfo {
+    return {
+        username: `system:serviceaccount:${namespace}:${name}`,
+        uid: "00000000-0000-0000-0000-0000000000aa",
+        groups: ["system:serviceaccounts", `system:serviceaccounts:${namespace}`, "system:authenticated"],
+        extra: { "authentication.kubernetes.io/pod-name": [podName], "authentication.kubernetes.io/pod-uid": ["11111111-2222-3333-4444-555555555555"] },
+    };
+}
+
+/** JSON `omitempty`: drop empty strings, lists and maps, as encoding/json does for the AdmissionRequest's fields. */
+function omitEmpty<T extends Record<string, unknown>>(o: T): Partial<T> {
+    return Object.fromEntries(
+        Object.entries(o).filter(([, v]) => !(v === undefined || v === "" || (Array.isArray(v) && v.length === 0) || (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0))),
+    ) as Partial<T>;
+}
+
+const KINDS: Record<string, string> = { pods: "Pod", namespaces: "Namespace", configmaps: "ConfigMap" };
+
+/** The CEL `request` variable for these attributes (CreateAdmissionRequest, as JSON). */
+export function admissionRequest(a: AdmissionAttributes): Record<string, unknown> {
+    const gvr = { group: a.group, version: a.version ?? "v1", resource: a.resource };
+    const gvk = { group: a.group, version: a.version ?? "v1", kind: KINDS[a.resource] ?? a.resource };
+    return omitEmpty({
+        kind: gvk,
+        resource: gvr,
+        subResource: a.subresource ?? "",
+        requestKind: gvk,
+        requestResource: gvr,
+        requestSubResource: a.subresource ?? "",
+        name: a.name ?? "",
+        namespace: a.namespace ?? "",
+        operation: a.operation,
+        userInfo: omitEmpty({ username: a.user.username, uid: a.user.uid ?? "", groups: a.user.groups ?? [], extra: a.user.extra ?? {} }),
+    });
+}
+
+const ADMISSION_CONFIGURATION_KINDS = ["validatingwebhookconfigurations", "mutatingwebhookconfigurations", "validatingadmissionpolicies", "validatingadmissionpolicybindings"];
+
+/** Does the policy's matchConstraints plus the binding's namespaceSelector select this request? */
+export function selects(policy: PolicyLike, binding: BindingLike, a: AdmissionAttributes): boolean {
+    if (a.group === "admissionregistration.k8s.io" && ADMISSION_CONFIGURATION_KINDS.includes(a.resource)) return false;
+    const target = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
+    const ruleHit = policy.spec.matchConstraints.resourceRules.some((r) => {
+        const group = r.apiGroups.includes("*") || r.apiGroups.includes(a.group);
+        const version = r.apiVersions.includes("*") || r.apiVersions.includes(a.version ?? "v1");
+        const op = r.operations.includes("*") || r.operations.includes(a.operation);
+        const res = r.resources.some((x) => {
+            const [res, sub = ""] = x.split("/");
+            return (res === "*" || res === a.resource) && (sub === "*" || sub === (a.subresource ?? ""));
+        });
+        return group && version && op && res;
+    });
+    if (!ruleHit) return false;
+    const nsName = a.namespace || (a.resource === "namespaces" && !a.subresource ? a.name : undefined);
+    if (!nsName) return true; // cluster-scoped, not a Namespace: never filtered by namespace
+    const labels: Record<string, string> = { "kubernetes.io/metadata.name": nsName };
+    return binding.spec.matchResources.namespaceSelector.matchExpressions.every((m) => {
+        if (m.operator !== "In") throw new Error(`the model does not know selector operator ${m.operator}`);
+        return m.key in labels && m.values.includes(labels[m.key]);
+    });
+}
+
+export type Decision = { selected: false } | { selected: true; allowed: boolean; error?: string };
+
+/** What the API server decides for this request: not selected, admitted, or denied (and why, when it errored). */
+export function decide(policy: PolicyLike, binding: BindingLike, a: AdmissionAttributes): Decision {
+    if (!selects(policy, binding, a)) return { selected: false };
+    const request = admissionRequest(a);
+    const context: Record<string, unknown> = {
+        request,
+        object: a.object ?? null,
+        oldObject: a.oldObject ?? null,
+        params: null,
+        namespaceObject: a.namespace ? { metadata: { name: a.namespace, labels: { "kubernetes.io/metadata.name": a.namespace } } } : null,
+    };
+    const cache = new Map<string, { value?: unknown; error?: Error }>();
+    const variables: Record<string, unknown> = {};
+    for (const v of policy.spec.variables)
+        Object.defineProperty(variables, v.name, {
+            enumerable: true,
+            get() {
+                if (!cache.has(v.name)) {
+                    try {
+                        cache.set(v.name, { value: run(v.expression) });
+                    } catch (e) {
+                        cache.set(v.name, { error: e as Error });
+                    }
+                }
+                const r = cache.get(v.name)!;
+                if (r.error) throw r.error;
+                return r.value;
+            },
+        });
+    context.variables = variables;
+    function run(expression: string): unknown {
+        if (/\bauthorizer\b/.test(expression)) throw new Error("the model provides no authorizer variable");
+        return evaluate(expression, context);
+    }
+    const failClosed = policy.spec.failurePolicy !== "Ignore";
+    const deny = binding.spec.validationActions.includes("Deny");
+    for (const val of policy.spec.validations) {
+        let result: unknown;
+        try {
+            result = run(val.expression);
+        } catch (e) {
+            if (failClosed && deny) return { selected: true, allowed: false, error: (e as Error).message };
+            continue;
+        }
+        if (result !== true && deny) return { selected: true, allowed: false };
+    }
+    return { selected: true, allowed: true };
+}
