@@ -159,15 +159,18 @@ export interface SidekickSettings {
 
 export interface ProtectionSettings {
     /**
-     * Install a ValidatingAdmissionPolicy (Kubernetes >= 1.30) that denies changing or deleting Falco's
-     * workloads, config, secrets and RBAC, and its namespace, to everyone but the identities below, so that
-     * cluster-admin credentials alone cannot quietly switch Falco off. Default true.
+     * Install a ValidatingAdmissionPolicy (Kubernetes >= 1.30) that, in Falco's namespace, denies changing,
+     * scaling or deleting Falco's workloads, config, secrets and RBAC, deleting or adding pods and workloads,
+     * quotas, LimitRanges, NetworkPolicies, minting its service accounts' tokens and exec into its pods, and
+     * changing or deleting its namespace, to everyone but the identities below (and the Kubernetes components
+     * listed in components/cluster/protection.ts), so that cluster-admin credentials alone cannot quietly switch
+     * Falco off. Default true.
      *
      * Lifting it: as an exempt identity, set `protection.enabled: false` and run `pulumi up` (or
      * `kubectl delete validatingadmissionpolicybinding <release>-protect-falco`). Note the limits: Kubernetes
-     * never applies admission policies to policy objects themselves, so whoever may delete the binding may
-     * lift the protection (restrict that verb with RBAC and watch the audit log); and anyone allowed to
-     * impersonate an exempt identity is treated as that identity.
+     * never applies admission policies to policy or webhook objects, so whoever may delete the binding may
+     * lift the protection (restrict that verb with RBAC and watch the audit log); and impersonation is invisible
+     * to admission: anyone allowed to impersonate an exempt identity is treated as that identity.
      */
     enabled?: boolean;
     /**
