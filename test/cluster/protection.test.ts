@@ -314,7 +314,10 @@ describe("cluster protection policy", () => {
             it(`${r.expect}: ${r.move}`, () => {
                 const d = decide(policy, binding as never, r.request);
                 // A denial must come from the rule, not from an expression that broke on this request.
-                if (d.selected && !d.allowed) assert.equal(d.error, undefined, `evaluation error: ${d.error}`);
+                if (d.selected && !d.allowed) {
+                    assert.equal(d.error, undefined, `evaluation error: ${d.error}`);
+                    assert.match(d.message ?? "", new RegExp(`^falco-nodes protection: ${r.request.operation} ${r.request.resource}`), "the denial says what and why");
+                }
                 assert.equal(outcome(r), r.expect);
             });
     });
@@ -365,7 +368,7 @@ describe("cluster protection policy", () => {
         const p = renderProtection(resolveClusterSettings({ protection: { exemptGroups: ["ops"] } }));
         assert.equal(p.policy.spec.variables.find((v) => v.name === "exemptUser")?.expression, "variables.username in []");
         const del: AdmissionAttributes = { user: admin, group: "apps", resource: "daemonsets", namespace: "falco", name: "falco", operation: "DELETE", oldObject: {} };
-        assert.deepEqual(decide(p.policy, p.binding as never, del), { selected: true, allowed: false });
+        assert.equal((decide(p.policy, p.binding as never, del) as { allowed: boolean }).allowed, false);
         assert.deepEqual(decide(p.policy, p.binding as never, { ...del, user: { username: "x", groups: ["ops"] } }), { selected: true, allowed: true });
     });
 });

@@ -55,7 +55,7 @@ export interface PolicyLike {
         failurePolicy: "Fail" | "Ignore";
         matchConstraints: { resourceRules: { apiGroups: string[]; apiVersions: string[]; resources: string[]; operations: string[]; scope?: string }[] };
         variables: { name: string; expression: string }[];
-        validations: { expression: string }[];
+        validations: { expression: string; messageExpression?: string }[];
     };
 }
 export interface BindingLike {
@@ -136,7 +136,7 @@ export function selects(policy: PolicyLike, binding: BindingLike, a: AdmissionAt
     });
 }
 
-export type Decision = { selected: false } | { selected: true; allowed: boolean; error?: string };
+export type Decision = { selected: false } | { selected: true; allowed: boolean; error?: string; message?: string };
 
 /** What the API server decides for this request: not selected, admitted, or denied (and why, when it errored). */
 export function decide(policy: PolicyLike, binding: BindingLike, a: AdmissionAttributes): Decision {
@@ -182,7 +182,17 @@ export function decide(policy: PolicyLike, binding: BindingLike, a: AdmissionAtt
             if (failClosed && deny) return { selected: true, allowed: false, error: (e as Error).message };
             continue;
         }
-        if (result !== true && deny) return { selected: true, allowed: false };
+        if (result !== true && deny) {
+            // validator.go: the messageExpression's string when it evaluates to one, else the expression.
+            let message: string | undefined;
+            try {
+                const m = val.messageExpression === undefined ? undefined : run(val.messageExpression);
+                if (typeof m === "string" && m.trim() && !m.includes("\n")) message = m.trim();
+            } catch {
+                message = undefined;
+            }
+            return { selected: true, allowed: false, message: message ?? `failed expression: ${val.expression}` };
+        }
     }
     return { selected: true, allowed: true };
 }
