@@ -175,7 +175,9 @@ export function k8sAuditTamperRuleItems(s: ResolvedHostSettings): FalcoRuleItem[
             "An admission webhook or admission policy was created or changed. Any of them can deny the creation of " +
                 "Falco's pods (the deleted pods then never come back) or rewrite them, and Kubernetes never runs " +
                 "admission on these objects, so FalcoCluster's protection policy cannot stop it. Check that it does " +
-                `not match pods in ${k.falcoNamespace}. (Changes to Falco's own protection policy raise "${K8S_TAMPER_RULES.protection}".)`,
+                `not match pods in ${k.falcoNamespace}. (Changes to Falco's own protection policy raise "${K8S_TAMPER_RULES.protection}".) ` +
+                "Operators that patch webhooks routinely (cert-manager's cainjector injecting CA bundles) raise it too: " +
+                "list them in k8sAudit.trustedUsers if that is noise.",
             [
                 `ka.target.resource in (${quoted(ADMISSION_CONFIGURATION)})`,
                 `and not ka.target.name in (${quoted([...new Set([names.protectionPolicy, names.protectionBinding])])})`,
