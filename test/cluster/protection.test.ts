@@ -90,6 +90,11 @@ const ROWS: Row[] = [
         expect: "deny",
     },
     {
+        move: "a Calico NetworkPolicy (crd.projectcalico.org) in Falco's namespace",
+        request: { user: admin, group: "crd.projectcalico.org", resource: "networkpolicies", namespace: NS, name: "deny", operation: "CREATE", object: { kind: "NetworkPolicy" } },
+        expect: "deny",
+    },
+    {
         move: "--as=system:serviceaccount:<ns>:x --as-group=system:masters editing Falco's ConfigMap",
         request: { user: impersonate(`system:serviceaccount:${NS}:x`, ["system:masters"]), group: "", resource: "configmaps", namespace: NS, name: names.falco, operation: "UPDATE", object: {}, oldObject: {} },
         expect: "deny",
