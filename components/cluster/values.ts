@@ -16,11 +16,14 @@ export type { RuleFile };
 
 /**
  * What the UI's Redis gets as `webui.redis.password` in the chart values: not the password, a fixed marker. The
- * falcosidekick chart mounts `webui.redis.existingSecret` into Redis (and renders the UI's
- * `FALCOSIDEKICK_UI_REDIS_PASSWORD`) only `if .Values.webui.redis.password` (falcosecurity/charts
+ * falcosidekick chart mounts `webui.redis.existingSecret` into Redis, and renders the UI's
+ * `FALCOSIDEKICK_UI_REDIS_PASSWORD`, only `if .Values.webui.redis.password` (falcosecurity/charts
  * charts/falcosidekick/templates/deployment-ui.yaml and secrets-ui.yaml), so the value must be non-empty. The real
- * password is in our Secrets: `REDIS_ARGS=--requirepass ...` for Redis, and `FALCOSIDEKICK_UI_REDIS_PASSWORD` in the
- * UI login Secret, which the UI's envFrom lists after the chart's own Secret, so ours wins.
+ * password is only in our Secrets: `REDIS_ARGS=--requirepass ...` for Redis; `FALCOSIDEKICK_UI_REDIS_PASSWORD` for
+ * the UI and `REDIS_PASSWORD` for its `wait-redis` init container (whose `ping-redis.sh` runs `redis-cli -a
+ * ${REDIS_PASSWORD} ping` in the chart versions that have it, configmap-ui.yaml) in the UI login Secret, which both
+ * containers' envFrom list after the chart's own `-ui` Secret, so ours wins. The stored chart sources differ between
+ * versions (a `nc -z` wait in one, `ping-redis.sh` in another) and none is pinned to 0.12.1 here: the keys cover both.
  */
 export const REDIS_PASSWORD_PLACEHOLDER = "in-secret-webui-redis-existingSecret";
 
@@ -187,13 +190,15 @@ export function renderOutputsSecretData(s: ResolvedClusterSettings, secrets: Res
 
 /**
  * Data of our UI login Secret: `FALCOSIDEKICK_UI_USER=<login>:<password>` and `FALCOSIDEKICK_UI_REDIS_PASSWORD`, what
- * Falcosidekick-UI reads (the names the chart's own `-ui` Secret uses, charts/falcosidekick/templates/secrets-ui.yaml).
+ * Falcosidekick-UI reads (the names the chart's own `-ui` Secret uses, charts/falcosidekick/templates/secrets-ui.yaml),
+ * and `REDIS_PASSWORD` for the UI's `wait-redis` init container (see REDIS_PASSWORD_PLACEHOLDER).
  */
 export function renderWebUiSecretData(s: ResolvedClusterSettings, password: string, redisPassword: string): Record<string, string> {
     // Checked here because a given password is only known at deploy time; the UI splits login:password on ':'.
     if (password.length < 12) throw new Error("secrets.webUiPassword must be at least 12 characters");
     if (/[:\s]/.test(password)) throw new Error("secrets.webUiPassword must not contain ':' or whitespace");
-    return { FALCOSIDEKICK_UI_USER: `${s.sidekick.webUi.login}:${password}`, FALCOSIDEKICK_UI_REDIS_PASSWORD: checkedRedisPassword(redisPassword) };
+    const redis = checkedRedisPassword(redisPassword);
+    return { FALCOSIDEKICK_UI_USER: `${s.sidekick.webUi.login}:${password}`, FALCOSIDEKICK_UI_REDIS_PASSWORD: redis, REDIS_PASSWORD: redis };
 }
 
 /** The generated Redis password: letters and digits only, since it lands in Redis's argument list. */
@@ -208,7 +213,9 @@ function checkedRedisPassword(p: string): string {
  * container, readable to whoever can exec there (denied by the protection policy).
  */
 export function renderWebUiRedisSecretData(redisPassword: string): Record<string, string> {
-    return { REDIS_ARGS: `--requirepass ${checkedRedisPassword(redisPassword)}` };
+    const redis = checkedRedisPassword(redisPassword);
+    // REDIS_PASSWORD too, as the chart's own `-ui-redis` Secret has it.
+    return { REDIS_ARGS: `--requirepass ${redis}`, REDIS_PASSWORD: redis };
 }
 
 /** In-cluster addresses, for outputs and for pointing hosts' `http_output` at the cluster's Falcosidekick. */

@@ -139,10 +139,11 @@ describe("FalcoCluster component", () => {
         assert.deepEqual(unwrapSecrets(login.inputs.stringData), {
             FALCOSIDEKICK_UI_USER: `falco:${GENERATED_PASSWORD}`,
             FALCOSIDEKICK_UI_REDIS_PASSWORD: GENERATED_PASSWORD,
+            REDIS_PASSWORD: GENERATED_PASSWORD,
         });
         const redis = secret("falco-falcosidekick-ui-redis-auth");
         assert.ok(isSecretValue(redis.inputs.stringData));
-        assert.deepEqual(unwrapSecrets(redis.inputs.stringData), { REDIS_ARGS: `--requirepass ${GENERATED_PASSWORD}` });
+        assert.deepEqual(unwrapSecrets(redis.inputs.stringData), { REDIS_ARGS: `--requirepass ${GENERATED_PASSWORD}`, REDIS_PASSWORD: GENERATED_PASSWORD });
         const v = chartValues();
         assert.equal(v.falcosidekick.webui.enabled, true);
         assert.equal(v.falcosidekick.webui.user, "");

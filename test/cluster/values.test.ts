@@ -233,6 +233,7 @@ describe("cluster chart values", () => {
             assert.deepEqual(renderWebUiSecretData(s, "k3Jx9QmZp2Lw7Vb", redis), {
                 FALCOSIDEKICK_UI_USER: "secops:k3Jx9QmZp2Lw7Vb",
                 FALCOSIDEKICK_UI_REDIS_PASSWORD: redis,
+                REDIS_PASSWORD: redis,
             });
             assert.throws(() => renderWebUiSecretData(s, "admin", redis), /at least 12/);
             assert.throws(() => renderWebUiSecretData(s, "abc:defghijklmn", redis), /':'/);
@@ -240,7 +241,10 @@ describe("cluster chart values", () => {
         });
 
         it("the UI's Redis gets a password from our Secret, under the keys the chart's own Secrets use", () => {
-            assert.deepEqual(renderWebUiRedisSecretData("R3disPassw0rdR3disPassw0rd"), { REDIS_ARGS: "--requirepass R3disPassw0rdR3disPassw0rd" });
+            assert.deepEqual(renderWebUiRedisSecretData("R3disPassw0rdR3disPassw0rd"), {
+                REDIS_ARGS: "--requirepass R3disPassw0rdR3disPassw0rd",
+                REDIS_PASSWORD: "R3disPassw0rdR3disPassw0rd",
+            });
             assert.throws(() => renderWebUiRedisSecretData("a b --loadmodule /x.so aaaaaaaaaaaaaaaaaaaa"), /letters and digits/);
             const v = renderClusterValues(everything, allSecrets) as Record<string, any>;
             assert.deepEqual(v.falcosidekick.webui.redis, { existingSecret: "sec-falco-falcosidekick-ui-redis-auth", password: REDIS_PASSWORD_PLACEHOLDER });
