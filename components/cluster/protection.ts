@@ -175,14 +175,16 @@ export function renderProtection(s: ResolvedClusterSettings): ProtectionObjects 
     // Cluster-scoped names the chart derives from its fullname: `<falco>`, `<falco>-falcosidekick`, ...
     const clusterPrefix = names.falco;
     const on = (resource: string, subresource: string, operation: string) =>
-        `request.resource.resource == ${celString(resource)} && variables.subresource == ${celString(subresource)} && ` +
+        `request.resource.resource == ${celString(resource)} && variables.requestSubresource == ${celString(subresource)} && ` +
         `request.operation == ${celString(operation)}`;
 
     // Every optional AdmissionRequest field is read through has(): an absent one is an error, and an error denies.
+    // Variable names must be CEL identifiers that are not reserved words ("namespace" is one): isCELIdentifier in
+    // kubernetes/kubernetes pkg/apis/admissionregistration/validation/validation.go.
     const variables = [
-        { name: "namespace", expression: `has(request.namespace) ? request.namespace : ""` },
-        { name: "name", expression: `has(request.name) ? request.name : ""` },
-        { name: "subresource", expression: `has(request.subResource) ? request.subResource : ""` },
+        { name: "requestNamespace", expression: `has(request.namespace) ? request.namespace : ""` },
+        { name: "requestName", expression: `has(request.name) ? request.name : ""` },
+        { name: "requestSubresource", expression: `has(request.subResource) ? request.subResource : ""` },
         { name: "username", expression: `has(request.userInfo.username) ? request.userInfo.username : ""` },
         { name: "exemptUser", expression: `variables.username in ${celStrings(s.protection.exemptUsers)}` },
         {
@@ -204,7 +206,7 @@ export function renderProtection(s: ResolvedClusterSettings): ProtectionObjects 
                 `variables.username == ${celString(`system:serviceaccount:${ns}:${names.falco}`)} && ` +
                 `has(request.userInfo.extra) && ${celString(POD_NAME_EXTRA)} in request.userInfo.extra && ` +
                 `request.userInfo.extra[${celString(POD_NAME_EXTRA)}].exists(p, p.startsWith(${celString(`${names.falco}-`)})) && ` +
-                `${on("configmaps", "", "UPDATE")} && variables.name == ${celString(names.falco)}`,
+                `${on("configmaps", "", "UPDATE")} && variables.requestName == ${celString(names.falco)}`,
         },
         {
             name: "kubernetesAtWork",
@@ -221,11 +223,11 @@ export function renderProtection(s: ResolvedClusterSettings): ProtectionObjects 
         {
             name: "protectedObject",
             expression: [
-                `variables.namespace == ${celString(ns)}`,
-                `(request.resource.resource == "namespaces" && variables.name == ${celString(ns)})`,
+                `variables.requestNamespace == ${celString(ns)}`,
+                `(request.resource.resource == "namespaces" && variables.requestName == ${celString(ns)})`,
                 `(request.resource.resource in ["clusterroles", "clusterrolebindings"] && ` +
-                    `(variables.name == ${celString(clusterPrefix)} || variables.name.startsWith(${celString(`${clusterPrefix}-`)})))`,
-                `(request.resource.resource == "priorityclasses" && variables.name == ${celString(s.priorityClass.name)})`,
+                    `(variables.requestName == ${celString(clusterPrefix)} || variables.requestName.startsWith(${celString(`${clusterPrefix}-`)})))`,
+                `(request.resource.resource == "priorityclasses" && variables.requestName == ${celString(s.priorityClass.name)})`,
             ].join(" || "),
         },
     ];
@@ -246,7 +248,7 @@ export function renderProtection(s: ResolvedClusterSettings): ProtectionObjects 
                         "variables.controller || variables.kubernetesAtWork || variables.falcoServiceAccount",
                     messageExpression:
                         `"falco-nodes protection: " + request.operation + " " + request.resource.resource + ` +
-                        `(variables.subresource == "" ? "" : "/" + variables.subresource) + " " + variables.name + ` +
+                        `(variables.requestSubresource == "" ? "" : "/" + variables.requestSubresource) + " " + variables.requestName + ` +
                         `" is reserved to the Falco deployer identity; lift the protection as described in FalcoCluster's docs"`,
                     reason: "Forbidden",
                 },

@@ -2,7 +2,7 @@ import { strict as assert } from "assert";
 import { chartNames, falcoFullname } from "../../components/cluster/names";
 import { CONTROLLER_IDENTITIES, POD_CREATORS, POD_DELETERS, renderProtection } from "../../components/cluster/protection";
 import { resolveClusterSettings, type FalcoClusterSettings } from "../../components/cluster/settings";
-import { type AdmissionAttributes, decide, impersonate, podServiceAccount, type UserInfo } from "../support/admissionPolicy";
+import { type AdmissionAttributes, decide, impersonate, podServiceAccount, policyProblems, type UserInfo } from "../support/admissionPolicy";
 
 const DEPLOYER = "arn:aws:sts::123456789012:assumed-role/deployer/ci";
 const settings: FalcoClusterSettings = {
@@ -314,6 +314,17 @@ describe("cluster protection policy", () => {
         assert.ok(!binding.spec.validationActions.includes("Warn" as never), "Deny and Warn cannot be combined");
     });
 
+    it("passes the API server's validation of the objects (variable names, rules, actions) and every expression parses", () => {
+        assert.deepEqual(policyProblems(policy, binding as never), []);
+        // The check can fail: "namespace" is a reserved CEL word, refused as a variable name.
+        const bad = structuredClone(policy);
+        bad.spec.variables = [{ name: "namespace", expression: "request.namespace" }, ...bad.spec.variables];
+        bad.spec.validations = [{ ...bad.spec.validations[0], expression: "variables.later && (" }];
+        const problems = policyProblems(bad, binding as never);
+        assert.ok(problems.some((p) => p.startsWith("variables namespace: not a CEL identifier")), problems.join("; "));
+        assert.ok(problems.some((p) => p.startsWith("does not parse")), problems.join("; "));
+    });
+
     describe("on each move, as the API server presents it to admission (CEL evaluated by cel-js)", () => {
         for (const r of ROWS)
             it(`${r.expect}: ${r.move}`, () => {
@@ -330,7 +341,7 @@ describe("cluster protection policy", () => {
     it("every optional request field is read through has(): an unguarded read errors, and an error denies", () => {
         // The model itself: the same ClusterRole update is denied by a policy that reads request.namespace bare.
         const bare = structuredClone(policy);
-        bare.spec.variables = bare.spec.variables.map((v) => (v.name === "namespace" ? { ...v, expression: "request.namespace" } : v));
+        bare.spec.variables = bare.spec.variables.map((v) => (v.name === "requestNamespace" ? { ...v, expression: "request.namespace" } : v));
         const row = ROWS.find((r) => r.move.startsWith("someone else's ClusterRole"))!;
         const d = decide(bare, binding as never, row.request);
         assert.ok(d.selected && !d.allowed && /namespace/.test(d.error ?? ""), JSON.stringify(d));

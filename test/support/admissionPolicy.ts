@@ -26,7 +26,7 @@
  *   (composition.go). A validation that errors, or is not `true`, decides by `failurePolicy` / denies
  *   (policyDecisionActionForError and Validate, admission/plugin/policy/validating/validator.go).
  */
-import { evaluate } from "@marcbachmann/cel-js";
+import { evaluate, parse } from "@marcbachmann/cel-js";
 
 export interface UserInfo {
     username: string;
@@ -55,7 +55,7 @@ export interface PolicyLike {
         failurePolicy: "Fail" | "Ignore";
         matchConstraints: { resourceRules: { apiGroups: string[]; apiVersions: string[]; resources: string[]; operations: string[]; scope?: string }[] };
         variables: { name: string; expression: string }[];
-        validations: { expression: string; messageExpression?: string }[];
+        validations: { expression: string; messageExpression?: string; reason?: string }[];
     };
 }
 export interface BindingLike {
@@ -195,4 +195,47 @@ export function decide(policy: PolicyLike, binding: BindingLike, a: AdmissionAtt
         }
     }
     return { selected: true, allowed: true };
+}
+
+// pkg/apis/admissionregistration/validation/validation.go: isCELIdentifier (variable names), the operations and
+// failure policies it accepts, `resource/subresource` with at most one "/", validation actions.
+const CEL_IDENT = /^[_a-zA-Z][_a-zA-Z0-9]*$/;
+const CEL_RESERVED = ["true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while"];
+const OPERATIONS = ["*", "CREATE", "UPDATE", "DELETE", "CONNECT"];
+
+/** What the API server's validation of the policy and binding objects would refuse (a subset), plus CEL syntax. */
+export function policyProblems(policy: PolicyLike, binding: BindingLike): string[] {
+    const problems: string[] = [];
+    const seen = new Set<string>();
+    for (const v of policy.spec.variables) {
+        if (!CEL_IDENT.test(v.name) || CEL_RESERVED.includes(v.name)) problems.push(`variables ${v.name}: not a CEL identifier (or reserved)`);
+        if (seen.has(v.name)) problems.push(`variables ${v.name}: duplicate`);
+        seen.add(v.name);
+    }
+    if (!["Fail", "Ignore"].includes(policy.spec.failurePolicy)) problems.push("failurePolicy");
+    if (policy.spec.validations.length === 0) problems.push("validations: required");
+    for (const r of policy.spec.matchConstraints.resourceRules) {
+        for (const op of r.operations) if (!OPERATIONS.includes(op)) problems.push(`operation ${op}`);
+        for (const res of r.resources) if (res.split("/").length > 2 || res === "") problems.push(`resource ${res}`);
+        if (r.apiGroups.length === 0 || r.apiVersions.length === 0 || r.resources.length === 0) problems.push("empty rule");
+    }
+    const actions = binding.spec.validationActions;
+    if (actions.some((a) => !["Deny", "Warn", "Audit"].includes(a)) || (actions.includes("Deny") && actions.includes("Warn")))
+        problems.push(`validationActions ${actions.join(",")}`);
+    const expressions = [
+        ...policy.spec.variables.map((v) => v.expression),
+        ...policy.spec.validations.flatMap((v) => [v.expression, ...(v.messageExpression ? [v.messageExpression] : [])]),
+    ];
+    for (const e of expressions)
+        try {
+            parse(e);
+        } catch (err) {
+            problems.push(`does not parse: ${e}: ${(err as Error).message.split("\n")[0]}`);
+        }
+    // A variable may only read variables declared before it (composition.go compiles them in order).
+    policy.spec.variables.forEach((v, i) => {
+        for (const m of v.expression.matchAll(/variables\.([_a-zA-Z][_a-zA-Z0-9]*)/g))
+            if (!policy.spec.variables.slice(0, i).some((x) => x.name === m[1])) problems.push(`variables ${v.name}: reads ${m[1]} before it is declared`);
+    });
+    return problems;
 }
