@@ -2,7 +2,7 @@ import { strict as assert } from "assert";
 import { chartNames, falcoFullname } from "../../components/cluster/names";
 import { CONTROLLER_IDENTITIES, POD_CREATORS, POD_DELETERS, renderProtection } from "../../components/cluster/protection";
 import { resolveClusterSettings, type FalcoClusterSettings } from "../../components/cluster/settings";
-import { type AdmissionAttributes, decide, impersonate, podServiceAccount, policyProblems, type UserInfo } from "../support/admissionPolicy";
+import { type AdmissionAttributes, decide, impersonate, podServiceAccount, policyProblems, typeProblems, type UserInfo } from "../support/admissionPolicy";
 
 const DEPLOYER = "arn:aws:sts::123456789012:assumed-role/deployer/ci";
 const settings: FalcoClusterSettings = {
@@ -323,6 +323,16 @@ describe("cluster protection policy", () => {
         const problems = policyProblems(bad, binding as never);
         assert.ok(problems.some((p) => p.startsWith("variables namespace: not a CEL identifier")), problems.join("; "));
         assert.ok(problems.some((p) => p.startsWith("does not parse")), problems.join("; "));
+    });
+
+    it("type-checks against the variables the API server declares (request typed, object/oldObject dyn)", () => {
+        assert.deepEqual(typeProblems(policy), []);
+        const bad = structuredClone(policy);
+        bad.spec.variables = [...bad.spec.variables, { name: "wrong", expression: 'request.userInfo.groups + "x"' }];
+        bad.spec.validations = [{ ...bad.spec.validations[0], expression: "variables.requestName" }];
+        const problems = typeProblems(bad);
+        assert.ok(problems.some((p) => p.startsWith("variables wrong")), problems.join("; "));
+        assert.ok(problems.some((p) => p.includes("must be bool, is string")), problems.join("; "));
     });
 
     describe("on each move, as the API server presents it to admission (CEL evaluated by cel-js)", () => {

@@ -26,7 +26,7 @@
  *   (composition.go). A validation that errors, or is not `true`, decides by `failurePolicy` / denies
  *   (policyDecisionActionForError and Validate, admission/plugin/policy/validating/validator.go).
  */
-import { evaluate, parse } from "@marcbachmann/cel-js";
+import { Environment, evaluate, parse } from "@marcbachmann/cel-js";
 
 export interface UserInfo {
     username: string;
@@ -237,5 +237,58 @@ export function policyProblems(policy: PolicyLike, binding: BindingLike): string
         for (const m of v.expression.matchAll(/variables\.([_a-zA-Z][_a-zA-Z0-9]*)/g))
             if (!policy.spec.variables.slice(0, i).some((x) => x.name === m[1])) problems.push(`variables ${v.name}: reads ${m[1]} before it is declared`);
     });
+    return problems;
+}
+
+/** The `request` variable's declared type: BuildRequestType in staging/src/k8s.io/apiserver/pkg/admission/plugin/cel/compile.go. */
+const GVK = { group: "string", version: "string", kind: "string" };
+const GVR = { group: "string", version: "string", resource: "string" };
+const REQUEST_TYPE = {
+    kind: GVK,
+    resource: GVR,
+    subResource: "string",
+    requestKind: GVK,
+    requestResource: GVR,
+    requestSubResource: "string",
+    name: "string",
+    namespace: "string",
+    operation: "string",
+    userInfo: { username: "string", uid: "string", groups: "list<string>", extra: "map<string, list<string>>" },
+    dryRun: "bool",
+    options: "dyn",
+};
+
+/**
+ * Type-check every expression as the API server compiles them (createEnvForOpts in compile.go: `object`,
+ * `oldObject`, `params` dyn; `request` typed; `variables` typed by what each earlier variable returns): variables of
+ * any type, validations bool, messageExpressions string. Returns the problems.
+ */
+export function typeProblems(policy: PolicyLike): string[] {
+    const problems: string[] = [];
+    const varTypes: Record<string, string> = {};
+    const env = () =>
+        new Environment()
+            .registerVariable({ name: "request", schema: REQUEST_TYPE } as never)
+            .registerVariable("object", "dyn")
+            .registerVariable("oldObject", "dyn")
+            .registerVariable("params", "dyn")
+            .registerVariable("namespaceObject", "dyn")
+            .registerVariable({ name: "variables", schema: { ...varTypes } } as never);
+    const check = (what: string, expression: string, want?: string) => {
+        let r: { valid: boolean; type?: string; error?: Error };
+        try {
+            r = env().check(expression) as typeof r;
+        } catch (e) {
+            r = { valid: false, error: e as Error };
+        }
+        if (!r.valid) problems.push(`${what}: ${(r.error?.message ?? "type error").split("\n")[0]}`);
+        else if (want && r.type !== want) problems.push(`${what}: must be ${want}, is ${r.type}`);
+        return r.valid ? r.type : undefined;
+    };
+    for (const v of policy.spec.variables) varTypes[v.name] = check(`variables ${v.name}`, v.expression) ?? "dyn";
+    for (const v of policy.spec.validations) {
+        check(`validation ${v.expression}`, v.expression, "bool");
+        if (v.messageExpression) check(`messageExpression ${v.messageExpression}`, v.messageExpression, "string");
+    }
     return problems;
 }
