@@ -151,6 +151,16 @@ const ROWS: Row[] = [
         expect: "deny",
     },
     {
+        move: "editing Falco's rules ConfigMap",
+        request: { user: admin, group: "", resource: "configmaps", namespace: NS, name: `${names.falco}-rules`, operation: "UPDATE", object: {}, oldObject: {} },
+        expect: "deny",
+    },
+    {
+        move: "editing a RoleBinding in Falco's namespace",
+        request: { user: admin, group: "rbac.authorization.k8s.io", resource: "rolebindings", namespace: NS, name: names.falco, operation: "UPDATE", object: {}, oldObject: {} },
+        expect: "deny",
+    },
+    {
         move: "editing the outputs Secret",
         request: { user: admin, group: "", resource: "secrets", namespace: NS, name: names.outputsSecret, operation: "UPDATE", object: {}, oldObject: {} },
         expect: "deny",
