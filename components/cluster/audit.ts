@@ -57,7 +57,8 @@ export function buildAuditPolicy(): AuditPolicy {
                 resources: [{ group: "", resources: ["endpoints", "services"] }, { group: "discovery.k8s.io", resources: ["endpointslices"] }],
             },
             // A shell in a pod (Falco's included): the command is in the request URI, so metadata is enough.
-            { level: "Metadata", resources: [{ group: "", resources: ["pods/exec", "pods/attach", "pods/portforward"] }] },
+            // The kubelet API through the API server: exec there is a GET too, so before the read-only rule below.
+            { level: "Metadata", resources: [{ group: "", resources: ["pods/exec", "pods/attach", "pods/portforward", "nodes/proxy"] }] },
             // Upstream's "EphemeralContainers Created" reads the container from the request body.
             { level: "RequestResponse", resources: [{ group: "", resources: ["pods/ephemeralcontainers"] }] },
             // Credentials: who touched which, never what they contain (bodies would copy secrets into the log).

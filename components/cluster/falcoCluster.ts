@@ -23,7 +23,7 @@ import { chartNames } from "./names";
 import { planCluster } from "./render";
 import type { RuleGroups } from "../alerting/rules";
 import type { FalcoClusterSecrets, FalcoClusterSettings, SecretPresence } from "./settings";
-import { renderOutputsSecretData, renderWebUiSecretData, serviceAddresses } from "./values";
+import { renderOutputsSecretData, renderWebUiRedisSecretData, renderWebUiSecretData, serviceAddresses } from "./values";
 
 export interface FalcoClusterArgs extends FalcoClusterSettings {
     /** The Kubernetes provider (its kubeconfig) of the cluster to deploy to. Required: no ambient kubeconfig. */
@@ -139,13 +139,26 @@ export class FalcoCluster extends pulumi.ComponentResource {
                     : new random.RandomPassword(`${name}-webui-password`, { length: 24, special: false }, { parent: this }).result,
             );
             webUiPassword = password;
+            // The UI's Redis holds every alert: it gets a password too, generated once, that nobody needs to know.
+            const redisPassword = pulumi.secret(
+                new random.RandomPassword(`${name}-webui-redis-password`, { length: 32, special: false }, { parent: this }).result,
+            );
             secretDeps.push(
                 new k8s.core.v1.Secret(
                     `${name}-webui-login`,
                     {
                         metadata: { name: names.webUiSecret, namespace: ns, labels },
                         type: "Opaque",
-                        stringData: pulumi.secret(password.apply((p) => renderWebUiSecretData(s, p))),
+                        stringData: pulumi.secret(pulumi.all([password, redisPassword]).apply(([p, r]) => renderWebUiSecretData(s, p, r))),
+                    },
+                    { ...child, additionalSecretOutputs: ["data", "stringData"] },
+                ),
+                new k8s.core.v1.Secret(
+                    `${name}-webui-redis-auth`,
+                    {
+                        metadata: { name: names.webUiRedisSecret, namespace: ns, labels },
+                        type: "Opaque",
+                        stringData: pulumi.secret(redisPassword.apply(renderWebUiRedisSecretData)),
                     },
                     { ...child, additionalSecretOutputs: ["data", "stringData"] },
                 ),

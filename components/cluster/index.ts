@@ -5,6 +5,7 @@ export {
     renderChartValues,
     renderCustomRules,
     renderOutputsSecretData,
+    renderWebUiRedisSecretData,
     renderWebUiSecretData,
     serviceAddresses,
     type ChartSecretRefs,

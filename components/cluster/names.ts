@@ -23,8 +23,10 @@ export interface ChartNames {
     sidekickUi: string;
     /** Our Secret with the output credentials (`falcosidekick.config.existingSecret`). */
     outputsSecret: string;
-    /** Our Secret with the UI login (`falcosidekick.webui.existingSecret`). */
+    /** Our Secret with the UI login and the UI's Redis password (`falcosidekick.webui.existingSecret`). */
     webUiSecret: string;
+    /** Our Secret with the Redis server's `--requirepass` (`falcosidekick.webui.redis.existingSecret`). */
+    webUiRedisSecret: string;
     /** The protection ValidatingAdmissionPolicy and its binding. */
     protectionPolicy: string;
     protectionBinding: string;
@@ -39,6 +41,7 @@ export function chartNames(releaseName: string): ChartNames {
         sidekickUi: `${sidekick}-ui`,
         outputsSecret: `${sidekick}-outputs`,
         webUiSecret: `${sidekick}-ui-login`,
+        webUiRedisSecret: `${sidekick}-ui-redis-auth`,
         protectionPolicy: `${releaseName}-protect-falco`,
         protectionBinding: `${releaseName}-protect-falco`,
     };

@@ -1,27 +1,57 @@
 /**
  * Tamper protection for the in-cluster Falco: a ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1,
- * Kubernetes >= 1.30) and its binding that deny changing or deleting Falco's workloads, config, secrets, RBAC
- * and namespace, and exec-ing into its pods, to anyone but the named deployer identities. Without it, any
- * cluster-admin credential (a leaked kubeconfig, a compromised CI job) can switch Falco off with one
- * `kubectl delete` and nothing records why alerts stopped. Pure: plain API objects, no Pulumi.
+ * Kubernetes >= 1.30) and its binding. In Falco's namespace only the named deployer identities may change or
+ * delete Falco's workloads (scale subresources included), config, secrets, services, RBAC and network policies,
+ * delete its pods, create pods, workloads, ResourceQuotas, LimitRanges or NetworkPolicies, mint tokens for its
+ * service accounts, or exec into its pods; nor may anyone else change or delete its namespace, the chart's
+ * ClusterRoles and our PriorityClass. Without it, any cluster-admin credential (a leaked kubeconfig, a
+ * compromised CI job) can switch Falco off with one `kubectl` command. Pure: plain API objects, no Pulumi.
+ *
+ * How the API server presents a request to the policy (what the CEL sees, and what the tests model):
+ * - `request` is the admission.k8s.io/v1 AdmissionRequest as its JSON form (kubernetes/kubernetes
+ *   staging/src/k8s.io/apiserver/pkg/cel/common/ UnstructuredReflectToVal, used by
+ *   staging/src/k8s.io/apiserver/pkg/admission/plugin/cel/activation.go): empty `omitempty` fields are absent, and
+ *   reading an absent field is an error. `namespace` is empty for cluster-scoped objects, the Namespace object
+ *   included (rootScopeNaming in staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go), so every optional
+ *   field is read through `has()`. An error counts as the failure policy (`Fail` here: deny; policy/validating/
+ *   validator.go), so an unguarded read would deny requests the policy never meant to touch.
+ * - Impersonation is resolved before admission and leaves no trace there: the impersonation filter replaces the
+ *   user with the impersonated name, groups, UID and only the `Impersonate-Extra-*` values the caller asked for,
+ *   and strips the headers "to prevent downstream layers from knowing that impersonation was used"
+ *   (staging/src/k8s.io/apiserver/pkg/endpoints/filters/impersonation/impersonation.go, WithImpersonation, and
+ *   constrained_impersonation.go). No `request.userInfo` field says "impersonated": the policy cannot refuse an
+ *   impersonated request as such. What it can check is what a plain `--as` lacks: a service account's own
+ *   pod-bound token carries `authentication.kubernetes.io/pod-name` and `pod-uid` in `extra`
+ *   (pkg/serviceaccount/util.go, ServiceAccountInfo.UserInfo), which `--as=system:serviceaccount:...` does not
+ *   set. A caller allowed to impersonate `userextras/authentication.kubernetes.io/pod-name` (cluster-admin's
+ *   `*` is) can forge it; the audit log still names the real user, and the host's tamper rules alert on it.
  *
  * What is deliberately allowed:
  * - the exempt users and groups (the deployer; `pulumi up` with protection on keeps working);
- * - Falco's own service accounts (`system:serviceaccount:<namespace>:*`): whoever runs as them already runs
- *   Falco's privileged pods, and the chart's RBAC lets them update their ConfigMaps;
- * - the controllers that must touch these objects for Kubernetes to work: the garbage collector (removes
- *   finalizers when the deployer deletes something), the namespace controller (empties the namespace when the
- *   deployer deletes it), the root-CA publisher (rotates `kube-root-ca.crt`), and `system:kube-controller-manager`
- *   for clusters that run those controllers under one identity. They only act on deletions and rotations someone
- *   else started, and deleting Falco's objects directly is what is denied.
- * - status subresources (`daemonsets/status`, ...): they are not matched, so controllers keep reporting.
- * - CREATE: adding objects does not switch Falco off, and denying it would break the first deployment.
+ * - Falco's own service account (`<falco fullname>`) updating Falco's ConfigMap (the chart's RBAC grants it, the
+ *   driver loader writes the chosen engine there with `driver.kind: auto`), and only with its pod-bound token
+ *   from one of Falco's pods; no other service account of the namespace is exempt;
+ * - the controllers that must act for Kubernetes to work: the garbage collector, the namespace controller and
+ *   the root-CA publisher (`CONTROLLER_IDENTITIES`, anything they must do); the workload controllers that
+ *   create and replace Falco's pods and the ReplicaSets behind Falcosidekick (`POD_CREATORS`, pod CREATE;
+ *   `REPLICASET_CREATORS`); the controllers, the scheduler and pod GC that delete pods (`POD_DELETERS`); a
+ *   kubelet finishing the deletion of a pod someone else started (its `deletionTimestamp` is set) and minting the
+ *   pod tokens of Falco's service accounts;
+ * - status subresources (`daemonsets/status`, ...): not matched, so controllers keep reporting;
+ * - evictions (`pods/eviction`): `kubectl drain` and the cluster autoscaler must work; an evicted pod is
+ *   recreated (the quota and LimitRange that would stop that are denied);
+ * - creating objects the namespace needs and nobody can switch Falco off with (ConfigMaps, Secrets, Services,
+ *   Events, EndpointSlices, ControllerRevisions, PVCs).
  *
- * Limits, also in the docs of `ProtectionSettings.enabled`:
- * - Kubernetes never runs admission policies on ValidatingAdmissionPolicy(Binding) objects (to avoid
- *   lock-outs), so the policy cannot protect itself: restrict `delete` on them with RBAC and alert on it.
- * - An identity allowed to impersonate an exempt user is treated as that user (impersonation is resolved before
- *   admission); the audit log shows it.
+ * Limits, also in docs/threat-model.md:
+ * - Kubernetes never runs admission on ValidatingAdmissionPolicy(Binding) or webhook configuration objects
+ *   (IsExemptAdmissionConfigurationResource in staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/
+ *   predicates/rules/rules.go), so the policy cannot protect itself, nor stop a new webhook or policy that
+ *   denies Falco's pods: the host's k8saudit rules alert on both.
+ * - Whoever may impersonate an exempt identity (the deployer, a controller, a kubelet) is treated as it.
+ * - Requests that never reach the API server's admission: the kubelet's own API (`nodes/proxy`, port 10250),
+ *   aggregated API servers, cluster-scoped network policies of a CNI (Calico GlobalNetworkPolicy, Cilium
+ *   clusterwide policies, AdminNetworkPolicy) and EndpointSlice edits are not covered.
  *
  * Lifting it: as an exempt identity, `pulumi up` with `protection.enabled: false`, or
  * `kubectl delete validatingadmissionpolicybinding <release>-protect-falco`.
@@ -29,13 +59,37 @@
 import { chartNames } from "./names";
 import type { ResolvedClusterSettings } from "./settings";
 
-/** Controllers that must be able to finish deletions and rotations the deployer started. */
+const kubeSystem = (name: string) => `system:serviceaccount:kube-system:${name}`;
+
+/** Controllers that must be able to finish deletions and rotations the deployer started: exempt throughout. */
 export const CONTROLLER_IDENTITIES = [
     "system:kube-controller-manager",
-    "system:serviceaccount:kube-system:generic-garbage-collector",
-    "system:serviceaccount:kube-system:namespace-controller",
-    "system:serviceaccount:kube-system:root-ca-cert-publisher",
+    kubeSystem("generic-garbage-collector"),
+    kubeSystem("namespace-controller"),
+    kubeSystem("root-ca-cert-publisher"),
 ] as const;
+
+/** Controllers that create (and replace) Falco's pods: the DaemonSet, Falcosidekick's ReplicaSets, the UI's Redis. */
+export const POD_CREATORS = [kubeSystem("daemon-set-controller"), kubeSystem("replicaset-controller"), kubeSystem("statefulset-controller")] as const;
+
+/** The controller that creates a Deployment's ReplicaSets (a rollout the deployer started). */
+export const REPLICASET_CREATORS = [kubeSystem("deployment-controller")] as const;
+
+/**
+ * Who deletes pods for Kubernetes to work: the workload controllers (rollouts, failed pods), pod GC (pods of deleted
+ * nodes), taint eviction (`taint-eviction-controller` since 1.29, `node-controller` before) and the scheduler
+ * (preempting the UI's pods, which have no priority class).
+ */
+export const POD_DELETERS = [
+    ...POD_CREATORS,
+    kubeSystem("pod-garbage-collector"),
+    kubeSystem("taint-eviction-controller"),
+    kubeSystem("node-controller"),
+    "system:kube-scheduler",
+] as const;
+
+/** The key the service-account authenticator puts a pod-bound token's pod name under (pkg/serviceaccount/util.go). */
+export const POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name";
 
 export interface ResourceRule {
     apiGroups: string[];
@@ -44,21 +98,40 @@ export interface ResourceRule {
     operations: string[];
 }
 
-/** The requests the policy looks at (then its CEL decides by namespace, name and identity). */
+const rule = (apiGroups: string[], resources: string[], operations: string[]): ResourceRule => ({
+    apiGroups,
+    apiVersions: ["*"],
+    resources,
+    operations,
+});
+
+/**
+ * The requests the policy looks at (then its CEL decides by namespace, name and identity). A rule on `deployments`
+ * does not match `deployments/scale`: each subresource that changes a workload is listed.
+ */
 export const PROTECTED_RESOURCE_RULES: ResourceRule[] = [
-    { apiGroups: ["apps"], apiVersions: ["*"], resources: ["daemonsets", "deployments", "statefulsets"], operations: ["UPDATE", "DELETE"] },
-    { apiGroups: [""], apiVersions: ["*"], resources: ["configmaps", "secrets", "serviceaccounts", "services"], operations: ["UPDATE", "DELETE"] },
-    { apiGroups: [""], apiVersions: ["*"], resources: ["namespaces"], operations: ["UPDATE", "DELETE"] },
+    rule(["apps"], ["daemonsets", "deployments", "statefulsets", "deployments/scale", "statefulsets/scale"], ["UPDATE", "DELETE"]),
+    // A new workload in Falco's (privileged) namespace could run as Falco's service account.
+    rule(["apps"], ["daemonsets", "deployments", "statefulsets", "replicasets"], ["CREATE"]),
+    rule([""], ["replicationcontrollers"], ["CREATE"]),
+    rule(["batch"], ["jobs", "cronjobs"], ["CREATE"]),
+    rule([""], ["configmaps", "secrets", "serviceaccounts", "services"], ["UPDATE", "DELETE"]),
+    rule([""], ["namespaces"], ["UPDATE", "DELETE"]),
+    // Deleting Falco's pods, and creating pods that are not Falco's.
+    rule([""], ["pods"], ["CREATE", "DELETE"]),
+    // `pods=0` or a tiny memory limit: the deleted pods would never come back.
+    rule([""], ["resourcequotas", "limitranges"], ["CREATE", "UPDATE"]),
+    // A deny-egress policy silences every output.
+    rule(["networking.k8s.io"], ["networkpolicies"], ["CREATE", "UPDATE", "DELETE"]),
+    rule(["cilium.io"], ["ciliumnetworkpolicies"], ["CREATE", "UPDATE", "DELETE"]),
+    rule(["crd.projectcalico.org"], ["networkpolicies"], ["CREATE", "UPDATE", "DELETE"]),
+    // A token for Falco's service account would pass for Falco.
+    rule([""], ["serviceaccounts/token"], ["CREATE"]),
     // A shell in Falco's privileged container can stop or blind Falco without touching any object.
-    { apiGroups: [""], apiVersions: ["*"], resources: ["pods/exec", "pods/attach"], operations: ["CONNECT"] },
-    { apiGroups: [""], apiVersions: ["*"], resources: ["pods/ephemeralcontainers"], operations: ["UPDATE"] },
-    {
-        apiGroups: ["rbac.authorization.k8s.io"],
-        apiVersions: ["*"],
-        resources: ["roles", "rolebindings", "clusterroles", "clusterrolebindings"],
-        operations: ["UPDATE", "DELETE"],
-    },
-    { apiGroups: ["scheduling.k8s.io"], apiVersions: ["*"], resources: ["priorityclasses"], operations: ["UPDATE", "DELETE"] },
+    rule([""], ["pods/exec", "pods/attach"], ["CONNECT"]),
+    rule([""], ["pods/ephemeralcontainers"], ["UPDATE"]),
+    rule(["rbac.authorization.k8s.io"], ["roles", "rolebindings", "clusterroles", "clusterrolebindings"], ["UPDATE", "DELETE"]),
+    rule(["scheduling.k8s.io"], ["priorityclasses"], ["UPDATE", "DELETE"]),
 ];
 
 /** A CEL list literal of strings. Callers pass values already held to allowlists (no quotes or backslashes). */
@@ -101,23 +174,60 @@ export function renderProtection(s: ResolvedClusterSettings): ProtectionObjects 
     const labels = { "app.kubernetes.io/managed-by": "falco-nodes", "app.kubernetes.io/part-of": "falco-nodes" };
     // Cluster-scoped names the chart derives from its fullname: `<falco>`, `<falco>-falcosidekick`, ...
     const clusterPrefix = names.falco;
+    const on = (resource: string, subresource: string, operation: string) =>
+        `request.resource.resource == ${celString(resource)} && variables.requestSubresource == ${celString(subresource)} && ` +
+        `request.operation == ${celString(operation)}`;
 
+    // Every optional AdmissionRequest field is read through has(): an absent one is an error, and an error denies.
+    // Variable names must be CEL identifiers that are not reserved words ("namespace" is one): isCELIdentifier in
+    // kubernetes/kubernetes pkg/apis/admissionregistration/validation/validation.go.
     const variables = [
-        { name: "exemptUser", expression: `request.userInfo.username in ${celStrings(s.protection.exemptUsers)}` },
+        { name: "requestNamespace", expression: `has(request.namespace) ? request.namespace : ""` },
+        { name: "requestName", expression: `has(request.name) ? request.name : ""` },
+        { name: "requestSubresource", expression: `has(request.subResource) ? request.subResource : ""` },
+        { name: "username", expression: `has(request.userInfo.username) ? request.userInfo.username : ""` },
+        { name: "exemptUser", expression: `variables.username in ${celStrings(s.protection.exemptUsers)}` },
         {
             name: "exemptGroup",
             expression: `has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in ${celStrings(s.protection.exemptGroups)})`,
         },
-        { name: "falcoServiceAccount", expression: `request.userInfo.username.startsWith(${celString(`system:serviceaccount:${ns}:`)})` },
-        { name: "controller", expression: `request.userInfo.username in ${celStrings(CONTROLLER_IDENTITIES)}` },
+        { name: "controller", expression: `variables.username in ${celStrings(CONTROLLER_IDENTITIES)}` },
+        {
+            name: "kubelet",
+            expression:
+                `variables.username.startsWith("system:node:") && has(request.userInfo.groups) && ` +
+                `"system:nodes" in request.userInfo.groups`,
+        },
+        {
+            // Falco's own service account with the token the kubelet mounted into one of Falco's pods (a plain
+            // `--as=system:serviceaccount:...` carries no pod name), writing the one ConfigMap the chart lets it.
+            name: "falcoServiceAccount",
+            expression:
+                `variables.username == ${celString(`system:serviceaccount:${ns}:${names.falco}`)} && ` +
+                `has(request.userInfo.extra) && ${celString(POD_NAME_EXTRA)} in request.userInfo.extra && ` +
+                `request.userInfo.extra[${celString(POD_NAME_EXTRA)}].exists(p, p.startsWith(${celString(`${names.falco}-`)})) && ` +
+                `${on("configmaps", "", "UPDATE")} && variables.requestName == ${celString(names.falco)}`,
+        },
+        {
+            name: "kubernetesAtWork",
+            expression: [
+                `(${on("pods", "", "CREATE")} && variables.username in ${celStrings(POD_CREATORS)})`,
+                `(${on("replicasets", "", "CREATE")} && variables.username in ${celStrings(REPLICASET_CREATORS)})`,
+                `(${on("pods", "", "DELETE")} && variables.username in ${celStrings(POD_DELETERS)})`,
+                // The kubelet's final DELETE of a pod whose deletion someone else started.
+                `(${on("pods", "", "DELETE")} && variables.kubelet && oldObject != null && has(oldObject.metadata.deletionTimestamp))`,
+                // The kubelet minting the projected tokens of the pods it runs.
+                `(${on("serviceaccounts", "token", "CREATE")} && variables.kubelet)`,
+            ].join(" || "),
+        },
         {
             name: "protectedObject",
             expression: [
-                `request.namespace == ${celString(ns)}`,
-                `(request.resource.resource == "namespaces" && request.name == ${celString(ns)})`,
+                `variables.requestNamespace == ${celString(ns)}`,
+                `(request.resource.resource == "namespaces" && variables.requestName == ${celString(ns)})`,
                 `(request.resource.resource in ["clusterroles", "clusterrolebindings"] && ` +
-                    `(request.name == ${celString(clusterPrefix)} || request.name.startsWith(${celString(`${clusterPrefix}-`)})))`,
-                `(request.resource.resource == "priorityclasses" && request.name == ${celString(s.priorityClass.name)})`,
+                    `(variables.requestName == ${celString(clusterPrefix)} || variables.requestName.startsWith(${celString(`${clusterPrefix}-`)})))`,
+                `(request.resource.resource == "priorityclasses" && variables.requestName == ${celString(s.priorityClass.name)})`,
             ].join(" || "),
         },
     ];
@@ -135,9 +245,10 @@ export function renderProtection(s: ResolvedClusterSettings): ProtectionObjects 
                 {
                     expression:
                         "!variables.protectedObject || variables.exemptUser || variables.exemptGroup || " +
-                        "variables.falcoServiceAccount || variables.controller",
+                        "variables.controller || variables.kubernetesAtWork || variables.falcoServiceAccount",
                     messageExpression:
-                        `"falco-nodes protection: " + request.operation + " " + request.resource.resource + "/" + request.name + ` +
+                        `"falco-nodes protection: " + request.operation + " " + request.resource.resource + ` +
+                        `(variables.requestSubresource == "" ? "" : "/" + variables.requestSubresource) + " " + variables.requestName + ` +
                         `" is reserved to the Falco deployer identity; lift the protection as described in FalcoCluster's docs"`,
                     reason: "Forbidden",
                 },

@@ -131,7 +131,8 @@ export interface WebUiSettings {
     /**
      * Deploy Falcosidekick-UI (with its Redis). Default false: it is a browsable copy of every alert, so only
      * turn it on when someone will look at it. Its login never uses the chart's `admin:admin`: the password is
-     * the secret `webUiPassword`, or generated (stable across runs, stored encrypted in state) when absent.
+     * the secret `webUiPassword`, or generated (stable across runs, stored encrypted in state) when absent. Its
+     * Redis (no password in the chart's default) gets a generated password, also only in Secrets.
      */
     enabled?: boolean;
     /** The UI login name. Default `falco`. */
@@ -159,15 +160,18 @@ export interface SidekickSettings {
 
 export interface ProtectionSettings {
     /**
-     * Install a ValidatingAdmissionPolicy (Kubernetes >= 1.30) that denies changing or deleting Falco's
-     * workloads, config, secrets and RBAC, and its namespace, to everyone but the identities below, so that
-     * cluster-admin credentials alone cannot quietly switch Falco off. Default true.
+     * Install a ValidatingAdmissionPolicy (Kubernetes >= 1.30) that, in Falco's namespace, denies changing,
+     * scaling or deleting Falco's workloads, config, secrets and RBAC, deleting or adding pods and workloads,
+     * quotas, LimitRanges, NetworkPolicies, minting its service accounts' tokens and exec into its pods, and
+     * changing or deleting its namespace, to everyone but the identities below (and the Kubernetes components
+     * listed in components/cluster/protection.ts), so that cluster-admin credentials alone cannot quietly switch
+     * Falco off. Default true.
      *
      * Lifting it: as an exempt identity, set `protection.enabled: false` and run `pulumi up` (or
      * `kubectl delete validatingadmissionpolicybinding <release>-protect-falco`). Note the limits: Kubernetes
-     * never applies admission policies to policy objects themselves, so whoever may delete the binding may
-     * lift the protection (restrict that verb with RBAC and watch the audit log); and anyone allowed to
-     * impersonate an exempt identity is treated as that identity.
+     * never applies admission policies to policy or webhook objects, so whoever may delete the binding may
+     * lift the protection (restrict that verb with RBAC and watch the audit log); and impersonation is invisible
+     * to admission: anyone allowed to impersonate an exempt identity is treated as that identity.
      */
     enabled?: boolean;
     /**
@@ -193,9 +197,11 @@ export interface FalcoClusterSettings {
     /** Capture driver (`driver.kind`). Default `modern_ebpf`. */
     driver?: ClusterDriver;
     /**
-     * Keep the chart's `falcoctl artifact follow` sidecar, which downloads new versions of the default rules
-     * every week. Default false: rules change only when you deploy, as on the hosts (whose rules come pinned
-     * with the package), and a review sees every change.
+     * Keep the chart's falcoctl rules download: its init container pulls the moving tag `falco-rules:5` at every
+     * pod start and its `artifact follow` sidecar new versions every week. Default false: no rules artifact is
+     * pulled at all; Falco loads the default rules its image ships (pinned with the image the chart pins, as the
+     * hosts' come pinned with the package) and ours from the ConfigMap, so rules change only when you deploy and
+     * a review sees every change. The init container still installs the chart's plugins (pinned by tag).
      */
     followRuleUpdates?: boolean;
     /**

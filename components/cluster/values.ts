@@ -3,8 +3,9 @@
  * data of the Secrets those values point at. Pure functions of resolved settings: no Pulumi, no I/O.
  *
  * The chart has no values schema, so Helm silently ignores a misspelled key; every key path set here is checked
- * against the chart's own values.yaml in test/cluster/values.test.ts. Secrets never appear in the values: the
- * values only name the Secrets (`config.existingSecret`, `webui.existingSecret`) this component creates.
+ * against the chart's own values.yaml in test/cluster/values.test.ts (for Falcosidekick: chart 0.12.1, the one falco
+ * 9.1.0 deploys). Secrets never appear in the values: the values only name the Secrets (`config.existingSecret`,
+ * `webui.existingSecret`, `webui.redis.existingSecret`) this component creates.
  */
 import * as path from "path";
 import { chartNames, SIDEKICK_PORT, SIDEKICK_UI_PORT } from "./names";
@@ -12,6 +13,19 @@ import type { RuleFile } from "../rules/types";
 import type { ResolvedClusterSettings } from "./settings";
 
 export type { RuleFile };
+
+/**
+ * What the UI's Redis gets as `webui.redis.password` in the chart values: not the password, a fixed marker. The
+ * falcosidekick chart mounts `webui.redis.existingSecret` into Redis, and renders the UI's
+ * `FALCOSIDEKICK_UI_REDIS_PASSWORD`, only `if .Values.webui.redis.password` (falcosecurity/charts
+ * charts/falcosidekick/templates/deployment-ui.yaml and secrets-ui.yaml), so the value must be non-empty. The real
+ * password is only in our Secrets: `REDIS_ARGS=--requirepass ...` for Redis; `FALCOSIDEKICK_UI_REDIS_PASSWORD` for
+ * the UI and `REDIS_PASSWORD` for its `wait-redis` init container (whose `ping-redis.sh` runs `redis-cli -a
+ * ${REDIS_PASSWORD} ping` in the chart versions that have it, configmap-ui.yaml) in the UI login Secret, which both
+ * containers' envFrom list after the chart's own `-ui` Secret, so ours wins. The stored chart sources differ between
+ * versions (a `nc -z` wait in one, `ping-redis.sh` in another) and none is pinned to 0.12.1 here: the keys cover both.
+ */
+export const REDIS_PASSWORD_PLACEHOLDER = "in-secret-webui-redis-existingSecret";
 
 /** Which of our Secrets exist, i.e. which names the values must reference. */
 export interface ChartSecretRefs {
@@ -92,9 +106,35 @@ function renderSidekickValues(s: ResolvedClusterSettings, refs: ChartSecretRefs)
             user: "",
             disableauth: false,
             ...(sk.webUi.enabled
-                ? { replicaCount: sk.webUi.replicas, ...(refs.webUiSecret ? { existingSecret: names.webUiSecret } : {}) }
+                ? {
+                      replicaCount: sk.webUi.replicas,
+                      ...(refs.webUiSecret
+                          ? {
+                                existingSecret: names.webUiSecret,
+                                // The chart's Redis has no password by default: anyone in the cluster could read or
+                                // rewrite the stored alerts. Ours comes from a Secret (see REDIS_PASSWORD_PLACEHOLDER).
+                                redis: { existingSecret: names.webUiRedisSecret, password: REDIS_PASSWORD_PLACEHOLDER },
+                            }
+                          : {}),
+                  }
                 : {}),
         },
+    };
+}
+
+/**
+ * The chart's falcoctl init container pulls `falco-rules:5` (a moving tag) at every pod start, and its rules then
+ * replace the image's `/etc/falco` (an emptyDir mounted there when `rulesfile` is an allowed type: falcosecurity/charts
+ * charts/falco/templates/pod-template.tpl). Unless rule updates are wanted, no rules artifact is installed: Falco
+ * loads the default rules its image ships (pinned with the image the chart pins, as the hosts' come with the
+ * package) and ours from the `customRules` ConfigMap. The init container still installs the plugins the chart adds
+ * to its refs (the container plugin, pinned by tag in the chart's values).
+ */
+function renderFalcoctlValues(s: ResolvedClusterSettings): ChartValues {
+    if (s.followRuleUpdates) return { artifact: { install: { enabled: true }, follow: { enabled: true } } };
+    return {
+        artifact: { install: { enabled: true }, follow: { enabled: false } },
+        config: { artifact: { allowedTypes: ["plugin"], install: { refs: [] } } },
     };
 }
 
@@ -120,7 +160,7 @@ export function renderChartValues(s: ResolvedClusterSettings, ruleFiles: RuleFil
         resources: { requests: { ...s.resources.requests }, limits: { ...s.resources.limits } },
         tolerations: s.tolerations.map((t) => ({ ...t })),
         customRules: renderCustomRules(ruleFiles),
-        falcoctl: { artifact: { follow: { enabled: s.followRuleUpdates } } },
+        falcoctl: renderFalcoctlValues(s),
         falco,
         falcosidekick: renderSidekickValues(s, refs),
     };
@@ -148,12 +188,34 @@ export function renderOutputsSecretData(s: ResolvedClusterSettings, secrets: Res
     return data;
 }
 
-/** Data of our UI login Secret: `FALCOSIDEKICK_UI_USER=<login>:<password>`, what Falcosidekick-UI reads. */
-export function renderWebUiSecretData(s: ResolvedClusterSettings, password: string): Record<string, string> {
+/**
+ * Data of our UI login Secret: `FALCOSIDEKICK_UI_USER=<login>:<password>` and `FALCOSIDEKICK_UI_REDIS_PASSWORD`, what
+ * Falcosidekick-UI reads (the names the chart's own `-ui` Secret uses, charts/falcosidekick/templates/secrets-ui.yaml),
+ * and `REDIS_PASSWORD` for the UI's `wait-redis` init container (see REDIS_PASSWORD_PLACEHOLDER).
+ */
+export function renderWebUiSecretData(s: ResolvedClusterSettings, password: string, redisPassword: string): Record<string, string> {
     // Checked here because a given password is only known at deploy time; the UI splits login:password on ':'.
     if (password.length < 12) throw new Error("secrets.webUiPassword must be at least 12 characters");
     if (/[:\s]/.test(password)) throw new Error("secrets.webUiPassword must not contain ':' or whitespace");
-    return { FALCOSIDEKICK_UI_USER: `${s.sidekick.webUi.login}:${password}` };
+    const redis = checkedRedisPassword(redisPassword);
+    return { FALCOSIDEKICK_UI_USER: `${s.sidekick.webUi.login}:${password}`, FALCOSIDEKICK_UI_REDIS_PASSWORD: redis, REDIS_PASSWORD: redis };
+}
+
+/** The generated Redis password: letters and digits only, since it lands in Redis's argument list. */
+function checkedRedisPassword(p: string): string {
+    if (!/^[A-Za-z0-9]{24,}$/.test(p)) throw new Error("the UI's Redis password must be at least 24 letters and digits");
+    return p;
+}
+
+/**
+ * Data of our Redis Secret: `REDIS_ARGS`, which the redis-stack image appends to `redis-server`'s arguments (the
+ * chart's own `-ui-redis` Secret uses the same key). The password is then in Redis's argument list inside its
+ * container, readable to whoever can exec there (denied by the protection policy).
+ */
+export function renderWebUiRedisSecretData(redisPassword: string): Record<string, string> {
+    const redis = checkedRedisPassword(redisPassword);
+    // REDIS_PASSWORD too, as the chart's own `-ui-redis` Secret has it.
+    return { REDIS_ARGS: `--requirepass ${redis}`, REDIS_PASSWORD: redis };
 }
 
 /** In-cluster addresses, for outputs and for pointing hosts' `http_output` at the cluster's Falcosidekick. */

@@ -2,8 +2,9 @@
  * Tampering with the in-cluster Falco, seen from the host Falco through the Kubernetes audit log (`k8sAudit`):
  * deleting or rewriting its DaemonSet (a nodeSelector that matches no node, a scale to zero), editing its
  * ConfigMaps or Secrets, its RBAC, deleting its namespace, changing the admission policy that protects it, or
- * opening a shell in its pods. The in-cluster Falco cannot report most of these about itself (it is what is
- * being switched off); the host Falco, outside the cluster, can.
+ * opening a shell in its pods; and what the admission policy cannot stop: a new admission webhook or policy (it
+ * could deny Falco's pods) and commands run through the kubelet API (`nodes/proxy`). The in-cluster Falco cannot
+ * report most of these about itself (it is what is being switched off); the host Falco, outside the cluster, can.
  *
  * The file depends on nothing but the k8saudit plugin's fields (`ka.*`) and the json plugin's (`json.*`): its own
  * macros and list, so it loads with or without upstream's k8saudit-rules. Names come from the same helpers
@@ -41,7 +42,22 @@ export const K8S_TAMPER_RULES = {
     namespace: "Falco namespace deleted or changed in Kubernetes",
     protection: "Falco protection policy changed in Kubernetes",
     exec: "Shell or attach into a Falco pod",
+    admission: "Admission webhook or policy created or changed in Kubernetes",
+    nodeProxy: "Command run in a pod through the kubelet API (nodes/proxy)",
 } as const;
+
+/** Admission configuration: Kubernetes never runs admission on these, so only the audit log can watch them. */
+const ADMISSION_CONFIGURATION = [
+    "validatingwebhookconfigurations",
+    "mutatingwebhookconfigurations",
+    "validatingadmissionpolicies",
+    "validatingadmissionpolicybindings",
+    "mutatingadmissionpolicies",
+    "mutatingadmissionpolicybindings",
+];
+
+/** Kubelet API paths that run something in a container (pkg/kubelet/server/server.go: /exec, /run, /attach, /portForward). */
+const KUBELET_EXEC_PATHS = ["/exec/", "/run/", "/attach/", "/portForward/"];
 
 /**
  * The oldest plugin versions with every field used here (upstream's k8saudit-rules ask for the same): Falco
@@ -153,6 +169,36 @@ export function k8sAuditTamperRuleItems(s: ResolvedHostSettings): FalcoRuleItem[
                 `and (ka.stage = ${falcoString("ResponseStarted")} or (${M.completed} and ka.response.code startswith ${falcoString("4")}))`,
             ],
             "Shell or attach into a Falco pod | command=%ka.uri.param[command] pod=%ka.target.name",
+        ),
+        rule(
+            K8S_TAMPER_RULES.admission,
+            "An admission webhook or admission policy was created or changed. Any of them can deny the creation of " +
+                "Falco's pods (the deleted pods then never come back) or rewrite them, and Kubernetes never runs " +
+                "admission on these objects, so FalcoCluster's protection policy cannot stop it. Check that it does " +
+                `not match pods in ${k.falcoNamespace}. (Changes to Falco's own protection policy raise "${K8S_TAMPER_RULES.protection}".) ` +
+                "Operators that patch webhooks routinely (cert-manager's cainjector injecting CA bundles) raise it too: " +
+                "list them in k8sAudit.trustedUsers if that is noise.",
+            [
+                `ka.target.resource in (${quoted(ADMISSION_CONFIGURATION)})`,
+                `and not ka.target.name in (${quoted([...new Set([names.protectionPolicy, names.protectionBinding])])})`,
+                `and ka.verb in (${quoted(["create", "update", "patch"])})`,
+                `and ${M.completed} and ${notTrusted}`,
+            ],
+            "Admission webhook or policy created or changed through the Kubernetes API | kind=%ka.target.resource",
+        ),
+        rule(
+            K8S_TAMPER_RULES.nodeProxy,
+            "Someone used the kubelet API through the API server (`nodes/proxy`) to run a command in, attach to or " +
+                "port-forward into a container. That path skips the pods/exec admission check and the exec rule, in " +
+                `Falco's namespace (${k.falcoNamespace}) as anywhere. Reads such as metrics scrapes are not reported. ` +
+                "Direct calls to a kubelet's port 10250 never reach the API server and are not seen at all.",
+            [
+                `ka.target.resource = ${falcoString("nodes")}`,
+                `and ka.target.subresource = ${falcoString("proxy")}`,
+                `and (${KUBELET_EXEC_PATHS.map((p) => `ka.uri contains ${falcoString(p)}`).join(" or ")})`,
+                `and (ka.stage = ${falcoString("ResponseStarted")} or (${M.completed} and ka.response.code startswith ${falcoString("4")}))`,
+            ],
+            "Command run through the kubelet API | uri=%ka.uri node=%ka.target.name",
         ),
     ];
 }

@@ -91,6 +91,7 @@ describe("audit policy for self-managed clusters", () => {
         assert.strictEqual(levelFor({ verb: "delete", group: "admissionregistration.k8s.io", resource: "validatingadmissionpolicybindings" }), "RequestResponse");
         assert.strictEqual(levelFor({ verb: "create", resource: "pods/exec" }), "Metadata");
         assert.strictEqual(levelFor({ verb: "get", resource: "pods/exec" }), "Metadata", "websocket exec is a GET");
+        assert.strictEqual(levelFor({ verb: "get", resource: "nodes/proxy" }), "Metadata", "exec through the kubelet API is a GET too");
         assert.strictEqual(levelFor({ verb: "create", group: "networking.k8s.io", resource: "networkpolicies" }), "Metadata");
     });
 

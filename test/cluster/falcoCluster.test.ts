@@ -130,15 +130,26 @@ describe("FalcoCluster component", () => {
 
     it("web UI: a generated password, never admin:admin, kept secret", async () => {
         const c = await deploy({ ...deployer, sidekick: { webUi: { enabled: true } } });
-        assert.equal(mocks.one(T.password).inputs.length >= 20, true);
-        const login = mocks.one(T.secret);
-        assert.equal(login.inputs.metadata.name, "falco-falcosidekick-ui-login");
+        const passwords = mocks.ofType(T.password);
+        assert.equal(passwords.length, 2, "the UI login and the UI's Redis");
+        for (const p of passwords) assert.equal(p.inputs.length >= 20 && p.inputs.special === false, true);
+        const secret = (n: string) => mocks.ofType(T.secret).find((x) => x.inputs.metadata.name === n)!;
+        const login = secret("falco-falcosidekick-ui-login");
         assert.ok(isSecretValue(login.inputs.stringData));
-        assert.deepEqual(unwrapSecrets(login.inputs.stringData), { FALCOSIDEKICK_UI_USER: `falco:${GENERATED_PASSWORD}` });
+        assert.deepEqual(unwrapSecrets(login.inputs.stringData), {
+            FALCOSIDEKICK_UI_USER: `falco:${GENERATED_PASSWORD}`,
+            FALCOSIDEKICK_UI_REDIS_PASSWORD: GENERATED_PASSWORD,
+            REDIS_PASSWORD: GENERATED_PASSWORD,
+        });
+        const redis = secret("falco-falcosidekick-ui-redis-auth");
+        assert.ok(isSecretValue(redis.inputs.stringData));
+        assert.deepEqual(unwrapSecrets(redis.inputs.stringData), { REDIS_ARGS: `--requirepass ${GENERATED_PASSWORD}`, REDIS_PASSWORD: GENERATED_PASSWORD });
         const v = chartValues();
         assert.equal(v.falcosidekick.webui.enabled, true);
         assert.equal(v.falcosidekick.webui.user, "");
         assert.equal(v.falcosidekick.webui.existingSecret, "falco-falcosidekick-ui-login");
+        assert.equal(v.falcosidekick.webui.redis.existingSecret, "falco-falcosidekick-ui-redis-auth");
+        assert.ok(!JSON.stringify(mocks.one(T.chart).inputs.values).includes(GENERATED_PASSWORD), "no password in the chart values");
         assert.ok(!JSON.stringify(mocks.one(T.chart).inputs.values).includes("admin:admin"));
         assert.ok(!JSON.stringify(unwrapSecrets(login.inputs)).includes("admin:admin"));
         assert.equal(await isSecretOutput(c.webUiPassword), true);
@@ -147,8 +158,9 @@ describe("FalcoCluster component", () => {
 
     it("web UI: a given password is used instead of generating one", async () => {
         await deploy({ ...deployer, sidekick: { webUi: { enabled: true, login: "secops" } }, secrets: { webUiPassword: pulumi.secret("Corr3ctHorseBattery") } });
-        assert.equal(mocks.ofType(T.password).length, 0);
-        assert.deepEqual(unwrapSecrets(mocks.one(T.secret).inputs.stringData), { FALCOSIDEKICK_UI_USER: "secops:Corr3ctHorseBattery" });
+        assert.equal(mocks.ofType(T.password).length, 1, "only the Redis password is generated");
+        const login = mocks.ofType(T.secret).find((x) => x.inputs.metadata.name === "falco-falcosidekick-ui-login")!;
+        assert.equal(unwrapSecrets(login.inputs.stringData).FALCOSIDEKICK_UI_USER, "secops:Corr3ctHorseBattery");
     });
 
     it("protection: a policy and binding that name the exempt identity, created after the chart", async () => {

@@ -3,11 +3,13 @@ import * as YAML from "yaml";
 import { chartNames, falcoFullname } from "../../components/cluster/names";
 import { planCluster, renderClusterValues } from "../../components/cluster/render";
 import type { FalcoClusterSettings, SecretPresence } from "../../components/cluster/settings";
-import { renderOutputsSecretData, renderWebUiSecretData, ruleFileKey, serviceAddresses } from "../../components/cluster/values";
+import { REDIS_PASSWORD_PLACEHOLDER, renderOutputsSecretData, renderWebUiRedisSecretData, renderWebUiSecretData, ruleFileKey, serviceAddresses } from "../../components/cluster/values";
+import { referencePath } from "../support/reference";
+import * as fs from "fs";
 import { resolveHostSettings } from "../../components/host/settings";
 import { renderRuleFiles } from "../../components/rules";
 import { fakeSlackWebhookUrl } from "../support/fakeSecrets";
-import { falcoChartReference, leafPaths, sidekickChartReference, unknownValuePaths } from "../support/chartValues";
+import { falcoChartReference, leafPaths, SIDEKICK_VALUES_FILE, sidekickChartReference, unknownValuePaths } from "../support/chartValues";
 
 const deployer = { protection: { exemptUsers: ["system:serviceaccount:ci:pulumi"] } };
 const allSecrets: SecretPresence = {
@@ -72,6 +74,18 @@ describe("cluster chart values", () => {
             assert.deepEqual(unknownValuePaths({ tty: { enabled: true } }, reference), ["tty: the chart has a boolean here, not a map"]);
         });
 
+        it("checks Falcosidekick keys against 0.12.1, the sub-chart version falco 9.1.0 depends on", () => {
+            const falcoChart = YAML.parse(fs.readFileSync(referencePath("charts", "falco-Chart.yaml"), "utf8"));
+            const dep = falcoChart.dependencies.find((d: { name: string }) => d.name === "falcosidekick");
+            const sidekickChart = YAML.parse(fs.readFileSync(referencePath("charts", SIDEKICK_VALUES_FILE.replace("-values.yaml", "-Chart.yaml")), "utf8"));
+            assert.equal(dep.version, "0.12.*");
+            assert.match(sidekickChart.version, /^0\.12\.[0-9]+$/);
+            // 0.14.0-only keys are refused by the checker.
+            assert.deepEqual(unknownValuePaths({ falcosidekick: { httproute: { enabled: true } } }, reference), [
+                "falcosidekick.httproute: not a key of the chart's values.yaml",
+            ]);
+        });
+
         it("only descends into maps the chart defines, not into open ones like customRules", () => {
             assert.deepEqual(unknownValuePaths({ customRules: { "anything.yaml": "x" }, podAnnotations: { a: "b" } }, reference), []);
         });
@@ -90,6 +104,13 @@ describe("cluster chart values", () => {
         assert.equal(v.falco.priority, "notice");
         assert.equal(v.falco.rules_files, undefined, "keeps the chart's default rules with ours after them");
         assert.equal(v.falcoctl.artifact.follow.enabled, false);
+        // No rules artifact pulled at pod start (the chart's default is the moving tag falco-rules:5): the image's
+        // rules stay in /etc/falco; plugins (the chart appends the container plugin's pinned ref) still install.
+        assert.deepEqual(v.falcoctl.config.artifact.allowedTypes, ["plugin"]);
+        assert.deepEqual(v.falcoctl.config.artifact.install.refs, []);
+        const chartFalcoctl = (falcoChartReference() as Record<string, any>).falcoctl.config.artifact;
+        assert.deepEqual(chartFalcoctl.install.refs, ["falco-rules:5"], "what the chart would pull otherwise");
+        assert.ok(chartFalcoctl.allowedTypes.includes("rulesfile"));
         assert.equal(v.falcosidekick.enabled, true);
         assert.equal(v.falcosidekick.priorityClassName, plan.settings.priorityClass.name);
         assert.equal(v.falcosidekick.config.existingSecret, undefined, "no Secret to point at without credentials");
@@ -104,6 +125,8 @@ describe("cluster chart values", () => {
             ["falco.priority", "warning"],
             ["falco.rules_files", ["/etc/falco/rules.d"]],
             ["falcoctl.artifact.follow.enabled", true],
+            ["falcoctl.artifact.install.enabled", true],
+            ["falcoctl.config", undefined],
             ["falcosidekick.replicaCount", 3],
             ["falcosidekick.config.existingSecret", "sec-falco-falcosidekick-outputs"],
             ["falcosidekick.config.slack.minimumpriority", "error"],
@@ -177,8 +200,11 @@ describe("cluster chart values", () => {
             assert.ok(!text.includes("admin:admin"));
             assert.equal(v.falcosidekick.webui.user, "", "the chart's own UI Secret gets no user at all");
             assert.equal(v.falcosidekick.webui.disableauth, false);
+            // The one `password` key is the UI Redis's fixed marker (the chart needs a non-empty value), never a password.
+            assert.equal(v.falcosidekick.webui.redis.password, REDIS_PASSWORD_PLACEHOLDER);
+            const paths = leafPaths(v).filter((p) => p !== "falcosidekick.webui.redis.password");
             for (const credentialKey of ["webhookurl", "address", "password", "apikey", "customHeaders", "customheaders"])
-                assert.ok(!leafPaths(v).some((p) => p.endsWith(`.${credentialKey}`)), credentialKey);
+                assert.ok(!paths.some((p) => p.endsWith(`.${credentialKey}`)), credentialKey);
         });
 
         it("the outputs Secret carries exactly the credentials, under the names Falcosidekick reads", () => {
@@ -203,9 +229,31 @@ describe("cluster chart values", () => {
 
         it("the UI login is login:password from our Secret, and weak or malformed passwords are refused", () => {
             const s = planCluster(everything, allSecrets).settings;
-            assert.deepEqual(renderWebUiSecretData(s, "k3Jx9QmZp2Lw7Vb"), { FALCOSIDEKICK_UI_USER: "secops:k3Jx9QmZp2Lw7Vb" });
-            assert.throws(() => renderWebUiSecretData(s, "admin"), /at least 12/);
-            assert.throws(() => renderWebUiSecretData(s, "abc:defghijklmn"), /':'/);
+            const redis = "R3disPassw0rdR3disPassw0rd";
+            assert.deepEqual(renderWebUiSecretData(s, "k3Jx9QmZp2Lw7Vb", redis), {
+                FALCOSIDEKICK_UI_USER: "secops:k3Jx9QmZp2Lw7Vb",
+                FALCOSIDEKICK_UI_REDIS_PASSWORD: redis,
+                REDIS_PASSWORD: redis,
+            });
+            assert.throws(() => renderWebUiSecretData(s, "admin", redis), /at least 12/);
+            assert.throws(() => renderWebUiSecretData(s, "abc:defghijklmn", redis), /':'/);
+            assert.throws(() => renderWebUiSecretData(s, "k3Jx9QmZp2Lw7Vb", "short"), /Redis password/);
+        });
+
+        it("the UI's Redis gets a password from our Secret, under the keys the chart's own Secrets use", () => {
+            assert.deepEqual(renderWebUiRedisSecretData("R3disPassw0rdR3disPassw0rd"), {
+                REDIS_ARGS: "--requirepass R3disPassw0rdR3disPassw0rd",
+                REDIS_PASSWORD: "R3disPassw0rdR3disPassw0rd",
+            });
+            assert.throws(() => renderWebUiRedisSecretData("a b --loadmodule /x.so aaaaaaaaaaaaaaaaaaaa"), /letters and digits/);
+            const v = renderClusterValues(everything, allSecrets) as Record<string, any>;
+            assert.deepEqual(v.falcosidekick.webui.redis, { existingSecret: "sec-falco-falcosidekick-ui-redis-auth", password: REDIS_PASSWORD_PLACEHOLDER });
+            // Both keys exist in chart 0.12.1, and the chart's default is no password at all.
+            const ref = sidekickChartReference() as Record<string, any>;
+            assert.equal(ref.webui.redis.password, "");
+            assert.equal(ref.webui.redis.existingSecret, "");
+            const off = renderClusterValues(deployer) as Record<string, any>;
+            assert.equal(off.falcosidekick.webui.redis, undefined, "no UI, no Redis settings");
         });
 
         it("service addresses follow the pinned names", () => {

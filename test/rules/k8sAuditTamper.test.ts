@@ -148,6 +148,37 @@ describe("k8s_audit tamper rules", () => {
             assert.deepStrictEqual(fire(event("delete", { resource: "clusterroles", name: chartNames("sec").falco }), custom), [K8S_TAMPER_RULES.rbac]);
         });
 
+        it("catch a new or changed admission webhook or policy (it could deny Falco's pods), not our own policy twice", () => {
+            const adm = (verb: string, resource: string, name: string, user = "alice") =>
+                event(verb, { resource, apiGroup: "admissionregistration.k8s.io", name }, user);
+            assert.deepStrictEqual(fire(adm("create", "validatingwebhookconfigurations", "deny-falco")), [K8S_TAMPER_RULES.admission]);
+            assert.deepStrictEqual(fire(adm("patch", "mutatingwebhookconfigurations", "rewrite-pods")), [K8S_TAMPER_RULES.admission]);
+            assert.deepStrictEqual(fire(adm("create", "validatingadmissionpolicybindings", "deny-falco-pods")), [K8S_TAMPER_RULES.admission]);
+            assert.deepStrictEqual(fire(adm("create", "mutatingadmissionpolicies", "m")), [K8S_TAMPER_RULES.admission]);
+            assert.deepStrictEqual(fire(adm("delete", "validatingwebhookconfigurations", "old")), [], "removing a webhook cannot deny Falco's pods");
+            assert.deepStrictEqual(fire(adm("create", "validatingwebhookconfigurations", "x", DEPLOYER)), [], "the deployer");
+            const { policy } = renderProtection(resolveClusterSettings({ protection: { exemptUsers: [DEPLOYER] } }));
+            assert.deepStrictEqual(fire(adm("update", "validatingadmissionpolicies", policy.metadata.name)), [K8S_TAMPER_RULES.protection]);
+        });
+
+        it("catch exec, run, attach and port-forward through nodes/proxy, not metrics scrapes", () => {
+            const proxy = (path: string, verb = "create", stage = "ResponseStarted", code = 101) =>
+                ({
+                    stage,
+                    verb,
+                    user: { username: "alice" },
+                    requestURI: `/api/v1/nodes/ip-10-0-0-5/proxy${path}`,
+                    objectRef: { resource: "nodes", subresource: "proxy", name: "ip-10-0-0-5" },
+                    responseStatus: { code },
+                }) as AuditEvent;
+            assert.deepStrictEqual(fire(proxy("/exec/falco/falco-x7k2p/falco?command=sh&input=1&output=1&tty=1", "get")), [K8S_TAMPER_RULES.nodeProxy]);
+            assert.deepStrictEqual(fire(proxy("/run/web/app-1/app?cmd=id", "create", "ResponseComplete", 403)), [K8S_TAMPER_RULES.nodeProxy]);
+            assert.deepStrictEqual(fire(proxy("/attach/falco/falco-x7k2p/falco")), [K8S_TAMPER_RULES.nodeProxy]);
+            assert.deepStrictEqual(fire(proxy("/portForward/falco/falco-x7k2p")), [K8S_TAMPER_RULES.nodeProxy]);
+            assert.deepStrictEqual(fire(proxy("/metrics/cadvisor", "get")), []);
+            assert.deepStrictEqual(fire(proxy("/exec/falco/falco-x7k2p/falco", "get", "ResponseComplete", 101)), [], "once per session");
+        });
+
         it("catch a shell in a Falco pod when it starts or is refused, not again when it ends", () => {
             const exec = (stage: string, code: number) =>
                 ({

@@ -22,18 +22,24 @@ function merge(base: Tree, over: Tree): Tree {
 }
 
 /**
+ * The falcosidekick chart falco 9.1.0 deploys: its Chart.yaml depends on `falcosidekick` `0.12.*`, and 0.12.1 is
+ * the newest 0.12 (not the standalone chart's 0.14.0, which adds keys 0.12.1 silently ignores).
+ */
+export const SIDEKICK_VALUES_FILE = "falcosidekick-0.12.1-values.yaml";
+
+/**
  * The falco chart's values with the falcosidekick sub-chart's merged under `falcosidekick:` (as Helm does:
  * the parent's `falcosidekick.*` values are the sub-chart's values).
  */
 export function falcoChartReference(): Tree {
     const falco = load("falco-values.yaml");
-    const sidekick = load("falcosidekick-values.yaml");
+    const sidekick = load(SIDEKICK_VALUES_FILE);
     return { ...falco, falcosidekick: merge(sidekick, (falco.falcosidekick as Tree) ?? {}) };
 }
 
-/** The falcosidekick chart's own values. */
+/** The falcosidekick sub-chart's own values (0.12.1, what falco 9.1.0 deploys). */
 export function sidekickChartReference(): Tree {
-    return load("falcosidekick-values.yaml");
+    return load(SIDEKICK_VALUES_FILE);
 }
 
 /**
