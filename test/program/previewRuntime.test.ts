@@ -20,7 +20,8 @@ const readJsonc = (file: string) => {
 };
 
 describe("preview runtime: how the Pulumi CLI runs index.ts", function () {
-    this.timeout(120_000);
+    // Each case starts a Node process with ts-node (the type-checking control takes ~10 s on an idle 2-core machine).
+    this.timeout(300_000);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "falco-nodes-runtime-"));
     const preload = mocksPreload();
     after(() => {

@@ -57,12 +57,31 @@ export function mocksPreload(): string {
     fs.writeFileSync(
         file,
         `// Written by test/support/pulumiRunner.ts: Pulumi mocks instead of the engine, before @pulumi/pulumi's runner starts.
-require(${JSON.stringify(sdk)}).runtime.setMocks(
+const runtime = require(${JSON.stringify(sdk)}).runtime;
+runtime.setMocks(
     { newResource: (a) => ({ id: a.name + "_id", state: a.inputs }), call: (a) => a.inputs },
     "falco-nodes", "runner", true);
+globalThis[${JSON.stringify(RUNNER_MONITOR)}] = runtime.getMonitor();
 `,
     );
     return file;
+}
+
+const RUNNER_MONITOR = "__falcoNodesRunnerMonitor";
+
+/**
+ * For a program run through the runner that installs mocks of its own (bench/program.ts): the runner registered the
+ * Stack resource with the preload's mock monitor, and `setMocks` starts a new MockMonitor that does not know it, so
+ * the stack's final registerResourceOutputs fails with "unknown resource ...pulumi:pulumi:Stack..." (MockMonitor
+ * keeps its registrations in `resources`, @pulumi/pulumi runtime/mocks.js). Call after `setMocks`: copies them over.
+ */
+export function adoptRunnerRegistrations(): void {
+    const previous = (globalThis as Record<string, unknown>)[RUNNER_MONITOR] as { resources?: Map<string, unknown> } | undefined;
+    if (!previous?.resources) return;
+    const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
+    const current = pulumi.runtime.getMonitor() as unknown as { resources?: Map<string, unknown> } | undefined;
+    if (!current?.resources) throw new Error("the current monitor is not a MockMonitor: call after setMocks");
+    for (const [urn, r] of previous.resources) if (!current.resources.has(urn)) current.resources.set(urn, r);
 }
 
 /**
