@@ -3,6 +3,12 @@
  * `pulumi preview` would, minus the engine) for fleets of 10, 100 and 500 nodes and prints time per node and
  * peak memory. Targets: linear growth, <= 10 ms per node, 500 nodes in under 5 s and under 1 GiB.
  *
+ * What preview runs: each measuring process is started the way the Pulumi CLI starts index.ts, through
+ * @pulumi/pulumi's own runner (cmd/run, which registers ts-node) with the environment the language host derives
+ * from Pulumi.yaml's runtime options (test/support/pulumiRunner.ts): ts-node with tsconfig.pulumi.json, so
+ * transpile-only. A last measurement starts one process the way preview ran before that option (tsconfig.json:
+ * ts-node type-checks every file it loads) and prints what the type check cost.
+ *
  * Each fleet size runs in its own process, so peak memory is that run's alone. The time covers evaluating the
  * program (config parsing, validation, rendering every node's bundle, declaring every resource) until all
  * stack outputs are known; loading the modules is measured apart, since it does not grow with the fleet.
@@ -25,6 +31,7 @@ import * as os from "os";
 import * as path from "path";
 import type * as Pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
+import { adoptRunnerRegistrations, mocksPreload, runnerCommand } from "../test/support/pulumiRunner";
 
 const SIZES = [10, 100, 500];
 /** Every fifth node is an AWS node (more resources each); the rest are existing servers behind a bastion. */
@@ -122,6 +129,7 @@ async function child(n: number): Promise<void> {
     const cpu0 = process.cpuUsage();
     const resources: { type: string }[] = [];
     support.installProgramMocks(resources as never);
+    adoptRunnerRegistrations();
     const invokes = countInvokes(pulumi);
     const secrets = ["falco-nodes:sshPrivateKey", ...(RICH ? ["falco-nodes:httpOutputUrl"] : [])];
     support.setCliConfig(support.cliConfig(fleetConfig(n), secrets));
@@ -186,6 +194,7 @@ async function floorChild(types: Record<string, number>, invokes: Record<string,
     applyMode();
     const resources: { type: string }[] = [];
     support.installProgramMocks(resources as never);
+    adoptRunnerRegistrations();
     support.setCliConfig(support.cliConfig({}, []));
 
     type Declare = (name: string) => Pulumi.Resource;
@@ -257,24 +266,46 @@ async function floorChild(types: Record<string, number>, invokes: Record<string,
 /** The ways Pulumi can run the program: ts-node (`typescript: true`) or compiled JS; and without our stack policy. */
 interface Mode {
     flag: string[];
-    /** Extra environment for the child processes. */
-    env?: Record<string, string>;
+    /** Through @pulumi/pulumi's runner with Pulumi.yaml's runtime options, as the CLI runs index.ts. */
+    runner?: boolean;
+    /** Extra environment for the child processes; `null` removes a variable the language host would set. */
+    env?: Record<string, string | null>;
     title: string;
 }
 const MODES: Mode[] = [
-    { flag: [], title: "as `pulumi preview` runs index.ts (ts-node, source-mapped stack traces)" },
+    { flag: [], runner: true, title: "as `pulumi preview` runs index.ts (@pulumi/pulumi's runner, ts-node transpile-only via tsconfig.pulumi.json)" },
     { flag: ["--compiled"], title: "compiled to JavaScript (the runner's source-map-support, as for a JavaScript program)" },
     {
         flag: [],
+        runner: true,
         env: { PULUMI_DEBUG_PROMISE_LEAKS: "1" },
-        title: "ts-node with the SDK's promise stack traces (PULUMI_DEBUG_PROMISE_LEAKS=1: withoutPromiseStackTraces off)",
+        title: "as preview runs it, with the SDK's promise stack traces (PULUMI_DEBUG_PROMISE_LEAKS=1: withoutPromiseStackTraces off)",
     },
 ];
+/** Preview as it ran without Pulumi.yaml's `tsconfig` option: ts-node with tsconfig.json, which type-checks. */
+const TYPE_CHECKING: Mode = { flag: [], runner: true, env: { PULUMI_NODEJS_TSCONFIG_PATH: null }, title: "type-checking" };
+
+let preload: string | undefined;
+process.on("exit", () => preload && require("fs").rmSync(preload, { force: true }));
 
 function runChild<T>(args: string[], mode: Mode): T {
-    const r = spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", __filename, ...args, ...mode.flag, ...(RICH ? ["--fleet", "rich"] : [])], {
+    const childArgs = [...args, ...mode.flag, ...(RICH ? ["--fleet", "rich"] : [])];
+    let command = process.execPath;
+    let argv = ["-r", "ts-node/register/transpile-only", __filename, ...childArgs];
+    const env: Record<string, string | undefined> = { ...process.env };
+    if (mode.runner) {
+        const cmd = runnerCommand(__filename, childArgs, (preload ??= mocksPreload()));
+        ({ command, args: argv } = cmd);
+        // Only what the language host sets decides how the runner compiles.
+        delete env.PULUMI_NODEJS_TRANSPILE_ONLY;
+        delete env.PULUMI_NODEJS_TSCONFIG_PATH;
+        Object.assign(env, cmd.env);
+    }
+    for (const [k, v] of Object.entries(mode.env ?? {})) if (v === null) delete env[k];
+    else env[k] = v;
+    const r = spawnSync(command, argv, {
         cwd: path.resolve(__dirname, ".."),
-        env: { ...process.env, ...mode.env },
+        env,
         encoding: "utf8",
         maxBuffer: 64 * 1024 * 1024,
     });
@@ -331,7 +362,22 @@ function parent(): void {
         perNode.push(report(m.title, results, floor));
     }
     const [tsNode, , withStacks] = perNode;
-    console.log(`withoutPromiseStackTraces at ${SIZES[SIZES.length - 1]} nodes under ts-node: ${tsNode.toFixed(2)} ms/node vs ${withStacks.toFixed(2)} with the SDK's promise stacks (x${(withStacks / tsNode).toFixed(1)})`);
+    console.log(`withoutPromiseStackTraces at ${SIZES[SIZES.length - 1]} nodes as preview runs it: ${tsNode.toFixed(2)} ms/node vs ${withStacks.toFixed(2)} with the SDK's promise stacks (x${(withStacks / tsNode).toFixed(1)})`);
+
+    // The type check is a fixed cost of loading (ts-node checks each file as it is required), not a per-node one:
+    // one process at the smallest size, against the same size as preview runs it now.
+    const timed = (mode: Mode) => {
+        const t0 = Date.now();
+        const r = runChild<Result>(["--child", String(SIZES[0])], mode);
+        return { ...r, wallMs: Date.now() - t0 };
+    };
+    const checked = timed(TYPE_CHECKING);
+    const now = timed(MODES[0]);
+    console.log(
+        `type checking (preview without tsconfig.pulumi.json), one ${SIZES[0]}-node run start to end: ${(checked.wallMs / 1000).toFixed(1)} s vs ${(now.wallMs / 1000).toFixed(1)} s transpile-only, ` +
+            `${((checked.wallMs - now.wallMs) / 1000).toFixed(1)} s more on every preview and up (peak RSS ${checked.maxRssMiB.toFixed(0)} vs ${now.maxRssMiB.toFixed(0)} MiB; ` +
+            `it also checks this bench's harness, a little more than index.ts needs)`,
+    );
 }
 
 const exit = (e: unknown) => {
