@@ -11,29 +11,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { FalcoHost, ownerOf, remoteShell } from "../../components/host/falcoHost";
 import { FALCO_RULES_D, STATE_DIR, UNIT_NAME, UNIT_PATH } from "../../components/host/paths";
 import { HostSettings } from "../../components/host/settings";
-import { destroy, initialState, StateResource, Step, up } from "../support/engine";
+import { argsOf, commandRun, destroy, initialState, StateResource, Step, up } from "../support/engine";
 import { HostSandbox, RunResult, sandboxAvailable } from "../support/hostSandbox";
 import { outputOf, Recorded, settled, setupMocks, unwrapSecrets } from "../support/mocks";
 
 const COMMAND = "command:remote:Command";
 const RULE = (items: string) => `- list: ownership_bins\n  items: [${items}]\n`;
-
-/** The arguments after `bash -s --` of a command string (hex and flags only: split on spaces is exact). */
-export function argsOf(cmd: string): string[] {
-    const m = /bash -s -- (.*)$/.exec(cmd);
-    assert.ok(m, `not a host script command: ${cmd}`);
-    return m[1].split(" ");
-}
-
-/** What pulumi-command runs for a step of the converge command: the step's command string, its stdin. */
-export function commandRun(step: Step): { command: string; stdin: string } | undefined {
-    if (step.type !== COMMAND || step.op === "same") return undefined;
-    const key = step.op === "create" || step.op === "create-replacement" ? "create" : step.op === "update" ? "update" : "delete";
-    const command = step.inputs[key];
-    // remote Command Delete with no `delete` runs nothing (provider/pkg/provider/remote/commandController.go).
-    if (command === undefined) return undefined;
-    return { command: String(command), stdin: String(step.inputs.stdin) };
-}
 
 describe("FalcoHost's engine sequences on a sandboxed host", function () {
     let sb: HostSandbox;

@@ -408,3 +408,25 @@ export function up(state: readonly StateResource[], registrations: readonly Reco
 export function destroy(state: readonly StateResource[]): Deployment {
     return { steps: [...state].reverse().map((r) => ({ op: "delete", urn: r.urn, type: r.type, inputs: r.inputs })), state: [] };
 }
+
+// --- what pulumi-command runs --------------------------------------------------------------------------------
+
+/**
+ * What pulumi-command v1.2.1's remote Command runs for a step (provider/pkg/provider/remote/commandController.go):
+ * Create runs `create`, Update runs `update` (else `create`) with the new inputs, Delete runs `delete` with the
+ * inputs in state and nothing when it is unset; each as one SSH session with `stdin` piped in.
+ */
+export function commandRun(step: Step): { command: string; stdin: string } | undefined {
+    if (step.type !== "command:remote:Command" || step.op === "same") return undefined;
+    const i = step.inputs;
+    const command = step.op === "create" || step.op === "create-replacement" ? i.create : step.op === "update" ? (i.update ?? i.create) : i.delete;
+    if (command === undefined) return undefined;
+    return { command: String(command), stdin: String(i.stdin ?? "") };
+}
+
+/** The arguments after `bash -s --` of a FalcoHost command string (hex and flags only: splitting on spaces is exact). */
+export function argsOf(cmd: string): string[] {
+    const m = /bash -s -- (.*)$/.exec(cmd);
+    if (!m) throw new Error(`not a host script command: ${cmd}`);
+    return m[1].split(" ");
+}
