@@ -3,7 +3,7 @@
  * previous run left and the registrations the program made now (recorded under test/support/mocks.ts, with the
  * options the SDK really sent), which steps run, in which order, with which inputs.
  *
- * Ported from pulumi/pulumi pkg/resource/deploy/step_generator.go (master, read 2026-12):
+ * Ported from pulumi/pulumi pkg/resource/deploy/step_generator.go (as of commit 00285a9b6248):
  * - `generateSteps`: the URN is looked up in the old state first, then each alias (`generateAliases`,
  *   `collapseAliasToUrn`, `inheritedChildAlias`); with an old resource, `processIgnoreChanges` puts the old value
  *   back for every ignoreChanges path; without one it is a create.
@@ -221,7 +221,8 @@ export const COMMAND_SCHEMA_REPLACE_ON_CHANGES: ReadonlySet<string> = new Set(["
 
 /**
  * pulumi-go-provider's default Diff for an infer resource with an Update (infer/resource.go,
- * `derivedResourceController.Diff` and `diff`), which pulumi-command's remote Command uses (it has no CustomDiff):
+ * `derivedResourceController.Diff` and `diff`; the same in every stored version of the file), which
+ * pulumi-command's remote Command uses (it implements no CustomDiff):
  * ignoreChanges put the old values back; the old state is cut down to the input properties; the detailed diff's
  * entries whose key IS a schema property marked replaceOnChanges become replacements (the key is a leaf path, so
  * `triggers[0]` is not `triggers`: only adding or removing the whole list reaches it; the SDK's `triggers[*]`
