@@ -399,6 +399,9 @@ export class AwsFalcoNode extends pulumi.ComponentResource {
                 },
                 settings: nodeHostSettings(os, args.settings),
                 secrets: args.secrets,
+                // The FalcoHost goes only with its instance (same name, same parent), which the stack terminates
+                // right after: an SSH uninstall first is pointless and, with the host unreachable, holds destroy up.
+                uninstallOnDelete: false,
             },
             parent,
         );

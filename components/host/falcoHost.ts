@@ -7,6 +7,7 @@
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "crypto";
 import { CONVERGE_MARKER_ENV, CONVERGE_MARKER_VALUE } from "../rules";
 import { Bundle, renderBundle } from "./bundle";
 import { UNIT_NAME } from "./paths";
@@ -25,7 +26,9 @@ export interface SshProxyArgs {
     privateKey?: pulumi.Input<string>;
     /**
      * The bastion's public host key (`ssh-ed25519 AAAA...`), pinned: the connection fails if the bastion presents
-     * another. Without it any key is accepted (a warning is logged).
+     * another. Without it any key is accepted (a warning is logged). Not an `ssh-rsa` key: pinned, it makes the
+     * SSH client offer only the SHA-1 `ssh-rsa` signature, which OpenSSH >= 8.8 and our sshd baseline refuse; pin
+     * the host's ed25519 key (`/etc/ssh/ssh_host_ed25519_key.pub`) instead.
      */
     hostKey?: pulumi.Input<string>;
     /** Failed dials tolerated before giving up. Default 30 (a fresh host may still be booting). */
@@ -50,6 +53,13 @@ export interface FalcoHostArgs {
         /** HTTP output URL with a credential in it (Falcosidekick behind auth, a webhook). */
         httpOutputUrl?: pulumi.Input<string>;
     };
+    /**
+     * Uninstall from the host when this FalcoHost is deleted (destroy, or removed from the program). Default true.
+     * False makes delete a no-op on the host: for hosts the same stack terminates right after (AwsFalcoNode's
+     * instance), where an SSH uninstall is pointless and, with the host already unreachable, holds `destroy` up
+     * for minutes of dial retries. Falco stays on a host that outlives the stack.
+     */
+    uninstallOnDelete?: boolean;
 }
 
 /** Defaults for hosts that are still booting (cloud instances take a minute or two to accept SSH). */
@@ -78,22 +88,79 @@ export function parseConvergeReport(stdout: string | undefined): ConvergeReport 
 }
 
 /**
+ * Who a converge or uninstall runs for, passed to the host script as arguments (all hex: no quoting needed).
+ * The host records the owner and its claim count with the bundle it converged; an uninstall from another owner,
+ * from a bundle the host has since replaced, or while a claim remains, removes nothing (scripts/converge.sh).
+ */
+export interface Ownership {
+    /** sha256 of the FalcoHost's URN (`ownerOf`): another name, parent or stack is another owner. */
+    owner: string;
+    /** The bundle's plain hash: the host checks it against the bundle on stdin; readable in the preview diff. */
+    bundleHash: string;
+    /**
+     * `create` only: take one more claim. The engine creates a replacement before it deletes the resource it
+     * replaces, with the same owner (same URN) and possibly the same bundle; the claim keeps that delete from
+     * uninstalling what the replacement just converged.
+     */
+    claim?: boolean;
+}
+
+const HEX = /^[0-9a-f]{64}$/;
+
+/** The owner id of a FalcoHost: sha256 of its URN, hex. */
+export function ownerOf(urn: string): string {
+    return createHash("sha256").update(urn).digest("hex");
+}
+
+/**
  * `bash -s` reads the script from stdin; a non-root user gets there through non-interactive sudo. The marker
  * variable is set at exec, where Falco reads a process's environment, so the self-protection rules can tell
  * our own converge from tampering (see components/rules/selfProtection.ts for why that is only a filter).
+ * Without `ownership` (an operator's manual run) converge leaves the recorded owner alone and uninstall
+ * removes everything.
  */
-export function remoteShell(user: string | undefined, action: "converge" | "uninstall"): string {
-    const shell = `env ${CONVERGE_MARKER_ENV}=${CONVERGE_MARKER_VALUE} bash -s -- ${action}`;
+export function remoteShell(user: string | undefined, action: "converge" | "uninstall", ownership?: Ownership): string {
+    const args: string[] = [action];
+    if (ownership) {
+        for (const [k, v] of [["owner", ownership.owner], ["bundleHash", ownership.bundleHash]] as const)
+            if (!HEX.test(v)) throw new Error(`remoteShell: ${k} must be 64 hex digits, got '${v}'`);
+        args.push("--owner", ownership.owner, "--bundle", ownership.bundleHash);
+        if (ownership.claim) args.push("--claim");
+    }
+    const shell = `env ${CONVERGE_MARKER_ENV}=${CONVERGE_MARKER_VALUE} bash -s -- ${args.join(" ")}`;
     return !user || user === "root" ? shell : `sudo -n ${shell}`;
 }
 
-function connectionArgs(c: SshProxyArgs): command.types.input.remote.ProxyConnectionArgs {
+/**
+ * A pinned `ssh-rsa` host key makes the SSH client offer only the `ssh-rsa` (SHA-1) host key algorithm for that
+ * key, which OpenSSH >= 8.8 and our sshd baseline refuse (test/e2e/engine.test.ts shows the real sshd doing so):
+ * every converge would fail to connect. Returns the problem, or undefined for any other key.
+ */
+export function hostKeyProblem(hostKey: string | undefined, what: string): string | undefined {
+    if (hostKey === undefined || hostKey.trim().split(/\s+/)[0] !== "ssh-rsa") return undefined;
+    return (
+        `${what}.hostKey is an ssh-rsa key: pinned, it limits the SSH client to the SHA-1 ssh-rsa signature, which ` +
+        `OpenSSH 8.8+ and the hardened sshd refuse. Pin the host's ed25519 key instead (ssh-keyscan -t ed25519 <host>, ` +
+        `or /etc/ssh/ssh_host_ed25519_key.pub on the host)`
+    );
+}
+
+function connectionArgs(c: SshProxyArgs, what: string): command.types.input.remote.ProxyConnectionArgs {
+    // A key known only later (an Output) is checked when it resolves: the Command is then never registered.
+    const hostKey =
+        c.hostKey === undefined || typeof c.hostKey === "string"
+            ? c.hostKey
+            : pulumi.output(c.hostKey).apply((k) => {
+                  const problem = hostKeyProblem(k, what);
+                  if (problem) throw new pulumi.RunError(problem);
+                  return k;
+              });
     return {
         host: c.host,
         port: c.port ?? 22,
         user: c.user ?? "root",
         privateKey: c.privateKey === undefined ? undefined : pulumi.secret(c.privateKey),
-        hostKey: c.hostKey,
+        hostKey,
         dialErrorLimit: c.dialErrorLimit ?? DEFAULT_DIAL_ERROR_LIMIT,
         perDialTimeout: c.perDialTimeout ?? DEFAULT_PER_DIAL_TIMEOUT,
     };
@@ -150,6 +217,15 @@ function renderSecretBundle(settings: ResolvedHostSettings, httpOutputUrl: strin
     return bundle;
 }
 
+/** Refuse ssh-rsa pins known now (a plain string), before anything is declared. */
+function checkHostKeys(c: SshConnectionArgs): void {
+    const problems = [
+        typeof c.hostKey === "string" ? hostKeyProblem(c.hostKey, "connection") : undefined,
+        typeof c.proxy?.hostKey === "string" ? hostKeyProblem(c.proxy.hostKey, "connection.proxy") : undefined,
+    ].filter((p): p is string => p !== undefined);
+    if (problems.length) throw new Error(problems.join("\n"));
+}
+
 export class FalcoHost extends pulumi.ComponentResource {
     /** sha256 of everything non-secret the host receives; changes exactly when the host must converge. */
     public readonly bundleHash: pulumi.Output<string>;
@@ -163,6 +239,8 @@ export class FalcoHost extends pulumi.ComponentResource {
     public readonly converge: command.remote.Command;
 
     constructor(name: string, args: FalcoHostArgs, opts?: pulumi.ComponentResourceOptions) {
+        // An ssh-rsa pin fails before anything, this component included, is registered.
+        checkHostKeys(args.connection);
         super("falco-nodes:index:FalcoHost", name, {}, opts);
 
         // Bad settings fail here, at preview, naming the key: before any resource is declared.
@@ -186,32 +264,47 @@ export class FalcoHost extends pulumi.ComponentResource {
         if (args.connection.proxy) warnNoHostKey(args.connection.proxy, "connection.proxy");
 
         const connection: command.types.input.remote.ConnectionArgs = {
-            ...connectionArgs(args.connection),
-            proxy: args.connection.proxy ? connectionArgs(args.connection.proxy) : undefined,
+            ...connectionArgs(args.connection, "connection"),
+            proxy: args.connection.proxy ? connectionArgs(args.connection.proxy, "connection.proxy") : undefined,
         };
-        // A plain user (the usual case) gives plain command strings: an Output would cost the SDK a promise
-        // and a stack trace per command at every preview, for the same value.
-        const user = args.connection.user ?? "root";
-        const shell = (action: "converge" | "uninstall"): pulumi.Input<string> =>
-            typeof user === "string" ? remoteShell(user, action) : pulumi.output(user).apply((u) => remoteShell(u, action));
+        // The owner comes from this component's URN (known at preview), so the command strings are Outputs.
+        const user = pulumi.output(args.connection.user ?? "root");
+        const commandFor = (action: "converge" | "uninstall", claim = false): pulumi.Output<string> =>
+            pulumi
+                .all([user, this.urn])
+                .apply(([u, urn]) => remoteShell(u, action, { owner: ownerOf(urn), bundleHash: plain.hash, claim }));
 
         this.converge = new command.remote.Command(
             `${name}-converge`,
             {
                 connection,
-                create: shell("converge"),
-                update: shell("converge"),
-                // Delete gets the same stdin (the last converged bundle): the script uninstalls what it installed.
-                delete: shell("uninstall"),
-                // Always secret: it may carry the secrets drop-in, and its diff is unreadable anyway; the hash
-                // in `triggers` says when it changes, `npm run render` shows what.
+                // The bundle hash is in these strings, so the preview diff shows a new bundle as an update of
+                // create/update/delete. A changed bundle is an in-place update (the provider runs `update` with the
+                // new stdin), never a replacement: nothing here is in `triggers`, the one input @pulumi/command
+                // replaces on (see ignoreChanges below).
+                create: commandFor("converge", true),
+                update: commandFor("converge"),
+                // Delete runs with the inputs in state: the last converged bundle on stdin, its owner and hash in
+                // the string. The host script uninstalls only what that owner and bundle still hold.
+                delete: args.uninstallOnDelete === false ? undefined : commandFor("uninstall"),
+                // Always secret: it may carry the secrets drop-in, and its diff is unreadable anyway; the hash in
+                // the command strings says when the plain part changes, `npm run render` shows what.
                 stdin: pulumi.secret(installScript.apply((b) => b.installScript)),
-                triggers: [plain.hash, ...(hasSecretUrl ? [installScript.apply((b) => pulumi.secret(b.secretsHash ?? ""))] : [])],
                 // The previous run's output is not needed on the host, and env passing needs AcceptEnv in sshd.
                 addPreviousOutputInEnv: false,
                 logging: command.types.enums.remote.Logging.StdoutAndStderr,
             },
-            { parent: this, additionalSecretOutputs: ["stdin"] },
+            {
+                parent: this,
+                additionalSecretOutputs: ["stdin"],
+                // @pulumi/command 1.2.1 registers replaceOnChanges ["triggers[*]"] (remote/command.js) and its
+                // schema marks `triggers` replaceOnChanges (provider/pkg/provider/common/inputs.go). Earlier
+                // falco-nodes versions put the bundle hash there; dropping it from a Command already in state would
+                // still be a replacement (create, then the old uninstall with the old stdin). Ignoring `triggers`
+                // keeps the old value in state (processIgnoreChanges, pulumi/pulumi
+                // pkg/resource/deploy/step_generator.go), so the first up after the upgrade is an update too.
+                ignoreChanges: ["triggers"],
+            },
         );
 
         const report = this.converge.stdout.apply(parseConvergeReport);

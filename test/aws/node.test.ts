@@ -6,6 +6,7 @@ import { AwsFalcoNode, AwsFalcoNodeArgs, nodeHostSettings } from "../../componen
 import type { PolicyResource } from "@pulumi/policy";
 import { checkEbsEncrypted, checkFalcoNodesHaveFalcoHost, checkImdsResource, checkNoWorldOpenSsh, checkPublicIp } from "../../components/aws/policies";
 import { AWS_FALCO_NODE_TYPE } from "../../components/aws/tags";
+import { destroy, initialState, Step } from "../support/engine";
 import { fakeKeyPair } from "../support/fakeSecrets";
 import {
     FAKE_AMI_ID,
@@ -287,6 +288,32 @@ describe("AwsFalcoNode", () => {
         it("extra security groups are attached beside the node's own", async () => {
             await build("extra", { securityGroupIds: ["sg-shared"] });
             assert.deepStrictEqual(instanceInputs().vpcSecurityGroupIds, ["extra-sg-id", "sg-shared"]);
+        });
+    });
+
+    describe("destroy", () => {
+        it("runs no SSH uninstall before the stack terminates the instance", async () => {
+            await build("gone");
+            // pulumi destroy with the inputs in state (test/support/engine.ts ports the engine's delete steps);
+            // pulumi-command's remote Command Delete runs nothing when `delete` is unset
+            // (provider/pkg/provider/remote/commandController.go Delete: `if props.Delete == nil { return nil }`).
+            const steps = destroy(initialState(mocks.resources)).steps;
+            const ofType = (t: string) => steps.filter((s): s is Extract<Step, { op: "delete" }> => s.type === t);
+            const [cmd] = ofType(T.command);
+            assert.ok(cmd, "the converge command is deleted");
+            assert.strictEqual(cmd.inputs.delete, undefined, "no uninstall command to run");
+            assert.match(String(cmd.inputs.create), /converge --owner/, "converging is unchanged");
+            const [instance] = ofType(T.instance);
+            assert.ok(steps.indexOf(cmd) < steps.indexOf(instance), "the command goes first, then the instance is terminated");
+        });
+
+        it("a FalcoHost on its own still uninstalls (only AwsFalcoNode opts out)", async () => {
+            const { FalcoHost } = await import("../../components/host/falcoHost");
+            const host = new FalcoHost("byo", { connection: { host: "10.0.0.9", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIByo" } });
+            await outputOf(host.falcoVersion);
+            await settled(mocks);
+            const [cmd] = destroy(initialState(mocks.resources)).steps.filter((s) => s.type === T.command) as Extract<Step, { op: "delete" }>[];
+            assert.match(String(cmd.inputs.delete), /bash -s -- uninstall --owner/);
         });
     });
 

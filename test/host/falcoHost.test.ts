@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { FalcoHost, FalcoHostArgs, parseConvergeReport, remoteShell } from "../../components/host/falcoHost";
+import { FalcoHost, FalcoHostArgs, hostKeyProblem, ownerOf, parseConvergeReport, remoteShell } from "../../components/host/falcoHost";
 import { HostSettings } from "../../components/host/settings";
 import { fakeOpensshPrivateKey } from "../support/fakeSecrets";
 import { type Mocks, outputOf, setupMocks, unwrapSecrets } from "../support/mocks";
@@ -35,30 +35,72 @@ describe("FalcoHost", () => {
         return { ...r, inputs: unwrapSecrets(r.inputs) };
     };
 
-    it("declares one converge command under the component, with converge, update and uninstall", async () => {
+    /** The three command strings FalcoHost `name` (top level, stack `test`) gives for `hash`. */
+    const expectedCommands = (name: string, hash: string, prefix = "sudo -n ") => {
+        const own = `--owner ${ownerOf(`urn:pulumi:test::falco-nodes::falco-nodes:index:FalcoHost::${name}`)} --bundle ${hash}`;
+        return {
+            create: `${prefix}env FALCO_NODES_CONVERGE=1 bash -s -- converge ${own} --claim`,
+            update: `${prefix}env FALCO_NODES_CONVERGE=1 bash -s -- converge ${own}`,
+            delete: `${prefix}env FALCO_NODES_CONVERGE=1 bash -s -- uninstall ${own}`,
+        };
+    };
+
+    it("declares one converge command under the component: converge with a claim, converge, owned uninstall", async () => {
         const host = new FalcoHost("wiring", args());
         await outputOf(host.falcoVersion);
         const cmd = commandOf("wiring");
         assert.match(await outputOf(host.converge.urn), /::falco-nodes:index:FalcoHost\$command:remote:Command::wiring-converge$/);
-        assert.equal(cmd.inputs.create, "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- converge");
-        assert.equal(cmd.inputs.update, "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- converge");
-        assert.equal(cmd.inputs.delete, "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- uninstall");
+        const hash = await outputOf(host.bundleHash);
+        const want = expectedCommands("wiring", hash);
+        assert.deepStrictEqual({ create: cmd.inputs.create, update: cmd.inputs.update, delete: cmd.inputs.delete }, want);
         assert.match(cmd.inputs.stdin as string, /^#!\/usr\/bin\/env bash/);
         assert.equal(cmd.inputs.addPreviousOutputInEnv, false);
+        assert.equal(cmd.inputs.triggers, undefined);
     });
 
-    it("runs as root without sudo", () => {
+    it("runs as root without sudo; the ownership arguments are hex only", () => {
         assert.equal(remoteShell("root", "converge"), "env FALCO_NODES_CONVERGE=1 bash -s -- converge");
         assert.equal(remoteShell("ubuntu", "uninstall"), "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- uninstall");
+        const own = { owner: "a".repeat(64), bundleHash: "b".repeat(64) };
+        assert.equal(remoteShell("root", "uninstall", own), `env FALCO_NODES_CONVERGE=1 bash -s -- uninstall --owner ${own.owner} --bundle ${own.bundleHash}`);
+        assert.throws(() => remoteShell("root", "converge", { ...own, owner: "x; reboot" }), /owner must be 64 hex digits/);
+        assert.throws(() => remoteShell("root", "converge", { ...own, bundleHash: "B".repeat(64) }), /bundleHash must be 64 hex digits/);
     });
 
     it("builds the same commands from a user known only later (an Output)", async () => {
         const host = new FalcoHost("later-user", args({}, { connection: { ...args().connection, user: pulumi.output("ops") } }));
         await outputOf(host.falcoVersion);
         const cmd = commandOf("later-user");
-        assert.equal(cmd.inputs.create, "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- converge");
-        assert.equal(cmd.inputs.update, "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- converge");
-        assert.equal(cmd.inputs.delete, "sudo -n env FALCO_NODES_CONVERGE=1 bash -s -- uninstall");
+        const want = expectedCommands("later-user", await outputOf(host.bundleHash));
+        assert.deepStrictEqual({ create: cmd.inputs.create, update: cmd.inputs.update, delete: cmd.inputs.delete }, want);
+    });
+
+    it("uninstallOnDelete: false leaves delete out (the provider's Delete runs nothing then)", async () => {
+        const host = new FalcoHost("no-uninstall", args({}, { uninstallOnDelete: false }));
+        await outputOf(host.falcoVersion);
+        const cmd = commandOf("no-uninstall");
+        assert.equal(cmd.inputs.delete, undefined);
+        assert.match(cmd.inputs.create as string, /converge --owner/);
+    });
+
+    it("refuses an ssh-rsa host key pin, for the host and the bastion, before declaring anything", () => {
+        const rsa = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 host";
+        const before = mocks.resources.length;
+        assert.throws(() => new FalcoHost("rsa", args({}, { connection: { ...args().connection, hostKey: rsa } })), /connection\.hostKey is an ssh-rsa key.*Pin the host's ed25519 key/s);
+        assert.throws(
+            () => new FalcoHost("rsa-proxy", args({}, { connection: { ...args().connection, proxy: { host: "b", hostKey: `  ${rsa}` } } })),
+            /connection\.proxy\.hostKey is an ssh-rsa key/,
+        );
+        assert.equal(mocks.resources.length, before, "nothing registered");
+        assert.equal(hostKeyProblem(HOST_KEY, "connection"), undefined);
+        assert.equal(hostKeyProblem("ecdsa-sha2-nistp256 AAAAE2Vj", "connection"), undefined);
+        assert.equal(hostKeyProblem(undefined, "connection"), undefined);
+    });
+
+    it("refuses an ssh-rsa pin known only later: the command is never registered", async () => {
+        const rsa = pulumi.output("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7");
+        const host = new FalcoHost("rsa-later", args({}, { connection: { ...args().connection, hostKey: rsa } }));
+        await assert.rejects((host.converge.urn as unknown as { promise(): Promise<string> }).promise(), /connection\.hostKey is an ssh-rsa key/);
     });
 
     it("hosts with the same settings and secret get the same bundle; another secret changes only the secret parts", async () => {
@@ -68,10 +110,9 @@ describe("FalcoHost", () => {
         await Promise.all(hosts.map((h) => outputOf(h.falcoVersion)));
         const [a, b, other] = ["same-a", "same-b", "other"].map(commandOf);
         assert.equal(a.inputs.stdin, b.inputs.stdin);
-        assert.deepStrictEqual(a.inputs.triggers, b.inputs.triggers);
         assert.notEqual(other.inputs.stdin, a.inputs.stdin);
-        assert.equal(other.inputs.triggers[0], a.inputs.triggers[0], "the public hash does not depend on the secret");
-        assert.notEqual(other.inputs.triggers[1], a.inputs.triggers[1], "the secrets trigger does");
+        const hashIn = (c: { inputs: any }) => /--bundle ([0-9a-f]{64})/.exec(c.inputs.update)![1];
+        assert.equal(hashIn(other), hashIn(a), "the public hash does not depend on the secret");
     });
 
     it("reports the version and driver the converge script printed", async () => {
@@ -111,40 +152,33 @@ describe("FalcoHost", () => {
             assert.ok(!String(cmd.inputs[k]).includes("very-secret-token"), `${k} carries the webhook`);
             assert.ok(!String(cmd.inputs[k]).includes("PRIVATE KEY"), `${k} carries the key`);
         }
-        // The plain trigger (the hash) does not depend on the secret; the secret's own trigger is secret.
-        const triggers = cmd.inputs.triggers as unknown[];
-        assert.equal(triggers.length, 2);
-        assert.ok(!JSON.stringify(triggers[0]).includes("very-secret-token"));
-        assert.ok(await pulumi.isSecret(host.converge.triggers), "triggers holding the secret digest must be secret");
-    });
-
-    it("renders a different secrets trigger when the secret changes, but the same public hash", async () => {
-        const a = new FalcoHost("sec-a", args({ outputs: { http: { enabled: true } } }, { secrets: { httpOutputUrl: pulumi.secret(WEBHOOK) } }));
-        const b = new FalcoHost("sec-b", args({ outputs: { http: { enabled: true } } }, { secrets: { httpOutputUrl: pulumi.secret(WEBHOOK + "2") } }));
-        await Promise.all([outputOf(a.falcoVersion), outputOf(b.falcoVersion)]);
-        const ta = commandOf("sec-a").inputs.triggers as string[];
-        const tb = commandOf("sec-b").inputs.triggers as string[];
-        assert.equal(ta[0], tb[0]);
-        assert.notEqual(ta[1], tb[1]);
+        assert.equal(cmd.inputs.triggers, undefined, "no digest of the secret anywhere in the inputs");
     });
 
     it("gives identical inputs for identical settings (no diff on a second up)", async () => {
         const a = new FalcoHost("same-a", args({ rules: { custom: { mine: "- list: my_bins\n  items: [ls]\n" } } }));
         const b = new FalcoHost("same-b", args({ rules: { custom: { mine: "- list: my_bins\n  items: [ls]\n" } } }));
         await Promise.all([outputOf(a.falcoVersion), outputOf(b.falcoVersion)]);
-        const { connection: _ca, ...ia } = commandOf("same-a").inputs;
-        const { connection: _cb, ...ib } = commandOf("same-b").inputs;
-        assert.deepEqual(ia, ib);
+        // Apart from the connection and the owner (another name is another owner).
+        const strip = (i: Record<string, unknown>) => {
+            const { connection: _c, ...rest } = i;
+            return JSON.parse(JSON.stringify(rest).replace(/--owner [0-9a-f]{64}/g, "--owner X"));
+        };
+        assert.deepEqual(strip(commandOf("same-a").inputs), strip(commandOf("same-b").inputs));
     });
 
-    it("a rule change changes the triggers and the bundle, nothing else", async () => {
+    it("a rule change changes the bundle and its hash in the command strings, nothing else", async () => {
         const a = new FalcoHost("rule-a", args({ rules: { custom: { mine: "- list: my_bins\n  items: [ls]\n" } } }));
         const b = new FalcoHost("rule-b", args({ rules: { custom: { mine: "- list: my_bins\n  items: [ls, cat]\n" } } }));
         await Promise.all([outputOf(a.falcoVersion), outputOf(b.falcoVersion)]);
-        const ia = commandOf("rule-a").inputs;
-        const ib = commandOf("rule-b").inputs;
+        const same = (i: Record<string, unknown>) => JSON.parse(JSON.stringify(i).replace(/--owner [0-9a-f]{64}/g, "--owner X"));
+        const ia = same(commandOf("rule-a").inputs);
+        const ib = same(commandOf("rule-b").inputs);
         const changed = Object.keys({ ...ia, ...ib }).filter((k) => JSON.stringify(ia[k]) !== JSON.stringify(ib[k]));
-        assert.deepEqual(changed.sort(), ["stdin", "triggers"]);
+        assert.deepEqual(changed.sort(), ["create", "delete", "stdin", "update"]);
+        const [ha, hb] = [await outputOf(a.bundleHash), await outputOf(b.bundleHash)];
+        assert.notEqual(ha, hb);
+        assert.ok(ia.update.endsWith(`--bundle ${ha}`) && ib.update.endsWith(`--bundle ${hb}`));
     });
 
     it("fails at construction, naming the key, on bad settings", () => {

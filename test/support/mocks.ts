@@ -12,6 +12,14 @@
  *
  * Inputs are recorded as the engine sees them: secrets keep their wire envelope, so a test can tell a secret
  * from a plain value (`isSecretValue`), find them (`secretPaths`) and read through them (`unwrapSecrets`).
+ *
+ * Each registration also records its URN and the resource options the SDK sent with it (`options`:
+ * replaceOnChanges, deleteBeforeReplace, ignoreChanges, aliases...), read from the RegisterResourceRequest the
+ * SDK's mock monitor receives (@pulumi/pulumi runtime/mocks.js MockMonitor.registerResource, which itself passes
+ * none of them on), so a test can decide update vs replace from what was really registered (test/support/engine.ts).
+ * URNs follow the engine's rule, not the mock monitor's: the parent's full qualified type chain is kept
+ * (pulumi/pulumi pkg/resource/deploy/deployment.go generateURN, sdk/go/common/resource/urn.go NewURN); the mock
+ * monitor's newUrn keeps only the parent's last type.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { fakeKeyPair } from "./fakeSecrets";
@@ -25,6 +33,96 @@ export interface Recorded {
     /** False for component resources (local or remote, e.g. helm.v4.Chart). */
     custom: boolean;
     provider?: string;
+    /** The URN the engine gives this registration. */
+    urn: string;
+    /** The parent's URN ("" for none). */
+    parent: string;
+    /** Resource options as sent in the RegisterResourceRequest. */
+    options: RegisteredOptions;
+}
+
+/** An alias as the SDK sends it: a URN, or a spec the engine completes (`collapseAliasToUrn`). */
+export type RegisteredAlias =
+    | { urn: string }
+    | { name: string; type: string; stack: string; project: string; parentUrn: string; noParent: boolean };
+
+/** The options of a RegisterResourceRequest (pulumi/pulumi proto/pulumi/resource.proto) that decide steps. */
+export interface RegisteredOptions {
+    replaceOnChanges: string[];
+    /** undefined when not set (`deleteBeforeReplaceDefined` false): the provider's answer then decides. */
+    deleteBeforeReplace?: boolean;
+    ignoreChanges: string[];
+    aliases: RegisteredAlias[];
+    protect?: boolean;
+    retainOnDelete?: boolean;
+    deletedWith: string;
+    dependencies: string[];
+}
+
+/** The root stack's type: never part of a child's type chain. */
+export const ROOT_STACK_TYPE = "pulumi:pulumi:Stack";
+
+/** A URN's qualified type (the parents' types and its own, joined by `$`). */
+export function qualifiedType(urn: string): string {
+    return urn.split("::")[2];
+}
+
+/**
+ * The engine's URN for a registration: pulumi/pulumi pkg/resource/deploy/deployment.go generateURN (the parent's
+ * full qualified type, unless there is none or it is the root stack) and sdk/go/common/resource/urn.go NewURN.
+ */
+export function engineUrn(stack: string, project: string, parent: string, type: string, name: string): string {
+    const parentType = parent && qualifiedType(parent) !== ROOT_STACK_TYPE ? qualifiedType(parent) : "";
+    return `urn:pulumi:${stack}::${project}::${parentType ? `${parentType}$` : ""}${type}::${name}`;
+}
+
+/** What of the SDK's RegisterResourceRequest (generated protobuf) the recorder reads. */
+interface RegisterRequest {
+    getType(): string;
+    getName(): string;
+    getParent(): string;
+    getReplaceonchangesList(): string[];
+    getDeletebeforereplace(): boolean;
+    getDeletebeforereplacedefined(): boolean;
+    getIgnorechangesList(): string[];
+    getAliasesList(): {
+        hasSpec(): boolean;
+        getUrn(): string;
+        getSpec(): { getName(): string; getType(): string; getStack(): string; getProject(): string; getParenturn(): string; getNoparent(): boolean } | undefined;
+    }[];
+    getAliasurnsList(): string[];
+    getProtect?(): boolean;
+    hasProtect?(): boolean;
+    getRetainondelete?(): boolean;
+    hasRetainondelete?(): boolean;
+    getDeletedwith(): string;
+    getDependenciesList(): string[];
+}
+
+function optionsOf(req: RegisterRequest): RegisteredOptions {
+    const aliases: RegisteredAlias[] = req.getAliasesList().map((a) => {
+        const spec = a.hasSpec() ? a.getSpec() : undefined;
+        if (!spec) return { urn: a.getUrn() };
+        return {
+            name: spec.getName(),
+            type: spec.getType(),
+            stack: spec.getStack(),
+            project: spec.getProject(),
+            parentUrn: spec.getParenturn(),
+            noParent: spec.getNoparent(),
+        };
+    });
+    for (const urn of req.getAliasurnsList()) aliases.push({ urn });
+    return {
+        replaceOnChanges: req.getReplaceonchangesList(),
+        deleteBeforeReplace: req.getDeletebeforereplacedefined() ? req.getDeletebeforereplace() : undefined,
+        ignoreChanges: req.getIgnorechangesList(),
+        aliases,
+        protect: req.hasProtect?.() ? req.getProtect?.() : undefined,
+        retainOnDelete: req.hasRetainondelete?.() ? req.getRetainondelete?.() : undefined,
+        deletedWith: req.getDeletedwith(),
+        dependencies: req.getDependenciesList(),
+    };
 }
 
 export interface RecordedCall {
@@ -71,10 +169,23 @@ export interface Mocks {
 export function setupMocks(opts: MockOptions = {}): Mocks {
     const resources: Recorded[] = opts.into ?? [];
     const calls: RecordedCall[] = [];
+    const project = opts.project ?? "falco-nodes";
+    const stack = opts.stack ?? "test";
+    // Set by the monitor wrapper below for the one newResource call its registerResource makes synchronously.
+    let registering: { urn: string; parent: string; options: RegisteredOptions } | undefined;
     void pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult {
-                resources.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, provider: args.provider });
+                const reg = registering ?? { urn: engineUrn(stack, project, "", args.type, args.name), parent: "", options: optionsOf(EMPTY_REQUEST) };
+                registering = undefined;
+                resources.push({
+                    type: args.type,
+                    name: args.name,
+                    inputs: args.inputs,
+                    custom: args.custom ?? true,
+                    provider: args.provider,
+                    ...reg,
+                });
                 const state = { ...args.inputs, ...(opts.state?.[args.type]?.(args.inputs, args.name) ?? {}) };
                 return { id: args.custom === false ? undefined : `${args.name}-id`, state };
             },
@@ -86,10 +197,25 @@ export function setupMocks(opts: MockOptions = {}): Mocks {
                 return args.inputs;
             },
         },
-        opts.project ?? "falco-nodes",
-        opts.stack ?? "test",
+        project,
+        stack,
         opts.preview ?? false,
     );
+    // The mock monitor (runtime/mocks.js MockMonitor) is what getMonitor() returns once setMocks ran.
+    const monitor = pulumi.runtime.getMonitor() as unknown as {
+        newUrn(parent: string, type: string, name: string): string;
+        registerResource(req: RegisterRequest, callback: (...a: unknown[]) => void): Promise<void>;
+    };
+    monitor.newUrn = (parent, type, name) => engineUrn(stack, project, parent, type, name);
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req, callback) => {
+        const parent = req.getParent();
+        registering = { urn: engineUrn(stack, project, parent, req.getType(), req.getName()), parent, options: optionsOf(req) };
+        // MockMonitor.registerResource calls mocks.newResource before its first await: `registering` is for it.
+        const done = register(req, callback);
+        registering = undefined;
+        return done;
+    };
     const ofType = (type: string, name?: string) =>
         resources.filter((r) => r.type === type && (name === undefined || r.name === name));
     return {
@@ -108,6 +234,20 @@ export function setupMocks(opts: MockOptions = {}): Mocks {
         },
     };
 }
+
+const EMPTY_REQUEST: RegisterRequest = {
+    getType: () => "",
+    getName: () => "",
+    getParent: () => "",
+    getReplaceonchangesList: () => [],
+    getDeletebeforereplace: () => false,
+    getDeletebeforereplacedefined: () => false,
+    getIgnorechangesList: () => [],
+    getAliasesList: () => [],
+    getAliasurnsList: () => [],
+    getDeletedwith: () => "",
+    getDependenciesList: () => [],
+};
 
 export const FAKE_AMI_ID = "ami-0123456789abcdef0";
 export const FAKE_VPC_ID = "vpc-0aaaabbbbccccdddd";

@@ -21,7 +21,8 @@
 # base64 inside a quoted heredoc, so nothing generated is ever parsed as shell) and, as the very last line, the
 # call to `main`. A truncated upload therefore runs nothing. It runs as root, either as
 # `sudo -n bash -s -- converge < install.sh` (one SSH session, the bundle on stdin: no secret is ever in argv or a
-# command string) or as `bash install.sh [converge|uninstall]`.
+# command string) or as `bash install.sh [converge|uninstall]`. FalcoHost adds `--owner <hex> --bundle <hex>`
+# (and `--claim` on create): who the run is for; see "ownership" in uninstall.sh.
 #
 # The bundle: params/<name> (one value each, already held to allowlists by settings.ts and checked again here),
 # manifest.tsv (group, mode, path, payload file), files/<n> (the contents), bundle-hash. Values are read with
@@ -70,10 +71,15 @@ readonly CLOUD_INIT_TIMEOUT_SECONDS=900
 readonly RE_PATH='^/[A-Za-z0-9._@/-]+$'
 readonly RE_UNIT='^[A-Za-z0-9@._-]+\.service$'
 readonly RE_BOOL='^(true|false)$'
+# An owner id or a bundle hash (sha256, hex).
+readonly RE_HEX64='^[0-9a-f]{64}$'
 }
 
 WORK=""
 STAGED=()
+# Who this run is for (FalcoHost's --owner/--bundle/--claim; "ownership" in uninstall.sh).
+# shellcheck disable=SC2034 # set by parse_ownership_args, read by record_ownership and uninstall_owned (uninstall.sh)
+OWNER="" ARG_BUNDLE="" CLAIM=false
 
 # --- output -------------------------------------------------------------------------------------------------
 
@@ -125,6 +131,7 @@ converge() {
 
     unpack_bundle
     load_params
+    check_bundle_arg
     read_bundle_manifest
     refuse_placeholders
     wait_for_cloud_init
@@ -193,6 +200,8 @@ main() {
     exec 3>&1 1>&2 </dev/null
     local action=${1:-converge}
     case $action in converge | uninstall) ;; *) die "unknown action '$action': use converge or uninstall" ;; esac
+    if (($# > 0)); then shift; fi
+    parse_ownership_args "$action" "$@"
 
     require_root
     require_systemd

@@ -279,5 +279,6 @@ write_state() {
     done
     write_state_file "$STATE_DIR/manifest" "$manifest"
     write_state_file "$STATE_DIR/bundle-hash" "$P_BUNDLE_HASH"$'\n'
+    record_ownership
     prune_artifacts
 }

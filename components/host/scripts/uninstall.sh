@@ -1,6 +1,105 @@
 # shellcheck shell=bash
-# falco-nodes host script, uninstall: take away everything converge put on this host.
+# falco-nodes host script, uninstall: take away everything converge put on this host, but only when the
+# uninstall comes from the resource that owns what is there now (ownership, below).
 # A part of the one script components/host/installScript.ts assembles (see converge.sh); not run on its own.
+
+# --- ownership ----------------------------------------------------------------------------------------------
+#
+# The Pulumi engine runs an uninstall with the inputs in its state, after the converges of the same deployment:
+# a rename, a move to another stack, or any replacement creates the new resource (converge) before it deletes
+# the old one (uninstall, with the OLD bundle and command). FalcoHost passes who each run is for: `--owner`
+# (sha256 of its URN), `--bundle` (the plain hash of the bundle on stdin) and, on create only, `--claim`.
+# converge records in $STATE_DIR: owner, claims (how many resources of that owner converged this host and have
+# not been deleted: a replacement of the same resource makes it 2 until the old one's delete), and bundle-hash.
+# An uninstall removes something only if it comes from the recorded owner, takes that owner's last claim, and
+# brings the bundle this host runs now; otherwise it changes nothing (but the claim count) and says why.
+# Runs without `--owner` (an operator's `bash install.sh converge|uninstall`) leave the record alone and uninstall
+# unconditionally. A host converged before ownership existed has no record: its first owned uninstall is allowed
+# (the bundle must still match), its first owned converge records the owner.
+
+# parse_ownership_args ACTION [--owner HEX --bundle HEX [--claim]]
+parse_ownership_args() {
+    local action=$1
+    shift
+    while (($# > 0)); do
+        case $1 in
+        --owner | --bundle)
+            if (($# < 2)) || [[ ! $2 =~ $RE_HEX64 ]]; then die "$1 needs 64 lower-case hex digits"; fi
+            if [[ $1 == --owner ]]; then OWNER=$2; else ARG_BUNDLE=$2; fi
+            shift 2
+            ;;
+        --claim)
+            [[ $action == converge ]] || die "--claim is for converge only"
+            CLAIM=true
+            shift
+            ;;
+        *) die "unknown argument '$1': use [converge|uninstall] [--owner HEX --bundle HEX [--claim]]" ;;
+        esac
+    done
+    if [[ -n $OWNER && -z $ARG_BUNDLE ]] || [[ -z $OWNER && ( -n $ARG_BUNDLE || $CLAIM == true ) ]]; then
+        die "--owner and --bundle go together (--claim only with them)"
+    fi
+}
+
+# The bundle on stdin must be the one the command names (the hash a preview showed).
+check_bundle_arg() {
+    if [[ -n $ARG_BUNDLE && $ARG_BUNDLE != "$P_BUNDLE_HASH" ]]; then
+        die "the command names bundle $ARG_BUNDLE but the script carries $P_BUNDLE_HASH; nothing was changed"
+    fi
+}
+
+# read_state_value VAR FILE PATTERN: VAR = the file's first line if it matches PATTERN, else "".
+read_state_value() {
+    local -n state_into=$1
+    local value=""
+    if [[ -f $2 ]]; then IFS= read -r value <"$2" || true; fi
+    [[ $value =~ $3 ]] || value=""
+    # shellcheck disable=SC2034 # a nameref: this assigns the caller's variable
+    state_into=$value
+}
+
+# After a successful converge (write_state): record the owner and its claims. Without --owner, nothing.
+record_ownership() {
+    [[ -n $OWNER ]] || return 0
+    local current claims
+    read_state_value current "$STATE_DIR/owner" "$RE_HEX64"
+    read_state_value claims "$STATE_DIR/claims" '^[0-9]+$'
+    if [[ $current != "$OWNER" ]]; then
+        if [[ -n $current ]]; then log "this host now belongs to owner $OWNER (was $current)"; fi
+        claims=1
+    elif [[ $CLAIM == true ]]; then
+        claims=$((${claims:-0} + 1))
+    elif ((${claims:-0} < 1)); then
+        claims=1
+    fi
+    write_state_file "$STATE_DIR/owner" "$OWNER"$'\n'
+    write_state_file "$STATE_DIR/claims" "$claims"$'\n'
+}
+
+# Whether this uninstall may remove anything; when not, it says why and prints the report.
+uninstall_owned() {
+    [[ -n $OWNER ]] || return 0
+    local current claims bundle reason=""
+    read_state_value current "$STATE_DIR/owner" "$RE_HEX64"
+    read_state_value claims "$STATE_DIR/claims" '^[0-9]+$'
+    read_state_value bundle "$STATE_DIR/bundle-hash" "$RE_HEX64"
+    if [[ -n $current && $current != "$OWNER" ]]; then
+        log "uninstall for owner $OWNER, but this host belongs to owner $current (a renamed or moved FalcoHost, or another stack converged it since): nothing was changed"
+        reason=other-owner
+    elif [[ -n $current ]] && ((${claims:-1} > 1)); then
+        claims=$((claims - 1))
+        write_state_file "$STATE_DIR/claims" "$claims"$'\n'
+        log "owner $OWNER still holds $claims claim(s) on this host (a replacement converged it before this delete): nothing was removed"
+        reason=still-claimed
+    elif [[ -n $bundle && $bundle != "$P_BUNDLE_HASH" ]]; then
+        if [[ -n $current ]]; then write_state_file "$STATE_DIR/claims" "0"$'\n'; fi
+        log "uninstall with bundle $P_BUNDLE_HASH, but this host runs bundle $bundle (converged since): nothing was removed"
+        reason=other-bundle
+    fi
+    [[ -n $reason ]] || return 0
+    printf '{"uninstalled":false,"reason":"%s","unit":"%s"}\n' "$reason" "$P_UNIT_NAME" >&3
+    return 1
+}
 
 # shellcheck disable=SC2153 # O_* and B_* are set by read_host_manifest (files.sh) and read_bundle_manifest (bundle.sh)
 uninstall() {
@@ -13,6 +112,8 @@ uninstall() {
     falco_nodes_payload | tar -xzf - -C "$WORK/bundle" --no-same-owner --no-same-permissions ||
         die "could not unpack the bundle (truncated or damaged script?); nothing was changed"
     load_params
+    check_bundle_arg
+    if ! uninstall_owned; then return 0; fi
     read_bundle_manifest
     read_host_manifest
     # Ours: what the last converge recorded, plus everything this bundle could have put here.
