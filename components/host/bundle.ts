@@ -7,7 +7,7 @@
  * `scripts/converge.sh` with the bundle appended as data (see installScript.ts); the same script uninstalls.
  *
  * Two hashes: `hash` covers everything that is not secret (secret-bearing files are hashed as rendered without
- * their secrets) and may be shown anywhere: stack outputs, triggers, the converge script's report.
+ * their secrets) and may be shown anywhere: stack outputs, command strings, the converge script's report.
  * `secretsHash` covers only the secret-bearing contents, for a trigger kept as a secret.
  */
 import { createHash } from "crypto";
