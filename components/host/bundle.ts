@@ -8,7 +8,8 @@
  *
  * Two hashes: `hash` covers everything that is not secret (secret-bearing files are hashed as rendered without
  * their secrets) and may be shown anywhere: stack outputs, command strings, the converge script's report.
- * `secretsHash` covers only the secret-bearing contents, for a trigger kept as a secret.
+ * `secretsHash` covers only the secret-bearing contents (for a program that wants to see a secret change as a
+ * secret value of its own; FalcoHost needs none: the secret stdin itself changes).
  */
 import { createHash } from "crypto";
 import { renderRuleFiles } from "../rules";
