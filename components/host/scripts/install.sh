@@ -137,6 +137,17 @@ install_from_apt() {
     apt-mark hold falco >/dev/null
 }
 
+# The yum/dnf repository file: packages (gpgcheck=1) and the repository metadata (repo_gpgcheck=1: upstream signs
+# repodata/repomd.xml with a detached repodata/repomd.xml.asc on every publish, falcosecurity/falco
+# scripts/publish-rpm sign_repo) are both checked against the pinned key only, the one fetch_pinned_key kept and
+# install_from_rpm wrote to $RPM_KEY. With repo_gpgcheck=0 a mirror or
+# proxy could serve old, validly signed packages as the latest metadata (a freeze or rollback); with it on, a
+# repository whose repomd.xml is unsigned or signed by any other key is refused by dnf/yum.
+rpm_repo_file() {
+    printf '[falco-nodes-falco]\nname=Falco (managed by falco-nodes)\nbaseurl=%s\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file://%s\n' \
+        "$P_REPO_URL" "$RPM_KEY"
+}
+
 install_from_rpm() {
     fetch_pinned_key
     install -d -m 0755 -- "${RPM_KEY%/*}"
@@ -145,8 +156,7 @@ install_from_rpm() {
         rpm --import "$RPM_KEY"
         : >"$STATE_DIR/rpm-key-imported"
     fi
-    printf '[falco-nodes-falco]\nname=Falco (managed by falco-nodes)\nbaseurl=%s\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=0\ngpgkey=file://%s\n' \
-        "$P_REPO_URL" "$RPM_KEY" >"$WORK/falco.repo"
+    rpm_repo_file >"$WORK/falco.repo"
     install -m 0644 -o root -g root -- "$WORK/falco.repo" "$RPM_REPO"
     rpm_install "falco-$P_VERSION" || die "could not install falco-$P_VERSION from $P_REPO_URL (falcoVersion, install.repoUrl)"
 }
