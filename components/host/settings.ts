@@ -140,7 +140,8 @@ export interface OutputSettings {
 export interface HeartbeatSettings {
     /**
      * Emit Falco's periodic metrics event as an alert (`metrics.output_rule`), so a node that goes silent can
-     * be alerted on centrally. Default true.
+     * be alerted on centrally. Default true. One event per event source and interval: with `k8sAudit` on, a
+     * second one with `evt.source: k8s_audit` (docs/alerting.md, "The heartbeat").
      */
     enabled?: boolean;
     /** How often, as a Falco duration (`15m`, `1h`, ...). Default `5m`. */

@@ -95,7 +95,7 @@ describe("e2e: host lifecycle on a Debian 12 VM (apt install, converge, drift, h
             return r.stdout.trim();
         });
     const props = (...p: string[]) => vm.unitProps(UNIT_NAME, p);
-    // Falco logs to stderr and syslog (log_stderr, log_syslog): each start is in the journal twice; count starts by pid.
+    // Falco logs to stderr only (log_stderr; log_syslog is off): count starts by pid all the same.
     const starts = async () =>
         Number(await root(`journalctl -b -o cat -u ${UNIT_NAME} | grep -o 'Falco stand-in started: pid=[0-9]*' | sort -u | wc -l`));
     const expectFiles = async (bundle: Bundle) => {
