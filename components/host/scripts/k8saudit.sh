@@ -46,8 +46,12 @@ ensure_k8saudit_artifacts() {
         command -v falcoctl >/dev/null 2>&1 ||
             die "k8sAudit: falcoctl is not installed (the Falco packages ship it) and $ref is needed; nothing was changed"
         tmp=$(mktemp -d "$P_ARTIFACTS_DIR/.install.XXXXXXXXXX")
-        # An empty config: no index, no follow, no other artifacts; just the pinned reference.
-        : >"$WORK/falcoctl.yaml"
+        # A config naming no index: falcoctl fills every key a config leaves out with its default, and the default
+        # index list is falcosecurity's, https://falcosecurity.github.io/falcoctl/index.yaml (falcosecurity/falcoctl
+        # internal/config/config.go, Load: viper.SetDefault(IndexesKey, []Index{DefaultIndex})), which an
+        # air-gapped host behind a registry mirror cannot fetch. No follow, no other artifacts; just the pinned,
+        # fully qualified reference, which needs no index.
+        printf 'indexes: []\n' >"$WORK/falcoctl.yaml"
         log "installing $ref with falcoctl"
         if ! falcoctl artifact install --config "$WORK/falcoctl.yaml" --log-format text --resolve-deps=false \
             --allowed-types plugin,rulesfile --plugins-dir "$tmp" --rulesfiles-dir "$tmp" -- "$ref" </dev/null >&2; then
