@@ -25,6 +25,7 @@ import {
     runHostScript,
     unitValues,
 } from "./host";
+import { e2eDebian } from "./artifacts";
 import { startVm, Vm } from "./vm";
 
 const PINNED = "0.44.1";
@@ -74,7 +75,7 @@ const PLAIN_PROPERTIES: Record<string, string> = {
 /** Directives the least-privilege claim rests on: the test fails if the rendered unit stops setting one. */
 const REQUIRED_DIRECTIVES = ["CapabilityBoundingSet", "NoNewPrivileges", "ProtectSystem", "ProtectKernelModules", "PrivateDevices", "SystemCallFilter", "RestrictAddressFamilies"];
 
-describe("e2e: host lifecycle on a Debian 12 VM (apt install, converge, drift, hardening, uninstall)", function () {
+describe(`e2e: host lifecycle on a ${e2eDebian().title} VM (apt install, converge, drift, hardening, uninstall)`, function () {
     this.bail(true);
     let repo: AptRepo;
     let vm: Vm;
