@@ -192,8 +192,14 @@ export function buildFalcoConfig(s: ResolvedHostSettings, ruleFileNames: string[
             prometheus_metrics_enabled: false,
             ssl_enabled: false,
         },
+        // Falco's own log (not the alerts) goes to the journal once, through stderr. With both on every line is in
+        // the journal twice. stderr is the one kept: systemd hands the unit a stream to journald when it starts, so
+        // every line is filed under the unit, even the last one of a Falco that exits at once (a fatal start error,
+        // which converge's failure report shows from `journalctl -u`). A /dev/log datagram from a process that has
+        // exited before journald reads its /proc entry is not attributed to the unit (systemd/systemd#2913, open).
+        // The cost: stream lines carry the unit's default priority (info), not Falco's log level.
         log_stderr: true,
-        log_syslog: true,
+        log_syslog: false,
         log_level: "info",
         output_timeout: 2000,
         syscall_event_drops: {

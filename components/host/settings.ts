@@ -140,7 +140,8 @@ export interface OutputSettings {
 export interface HeartbeatSettings {
     /**
      * Emit Falco's periodic metrics event as an alert (`metrics.output_rule`), so a node that goes silent can
-     * be alerted on centrally. Default true.
+     * be alerted on centrally. Default true. One event per event source and interval: with `k8sAudit` on, a
+     * second one with `evt.source: k8s_audit` (docs/alerting.md, "The heartbeat").
      */
     enabled?: boolean;
     /** How often, as a Falco duration (`15m`, `1h`, ...). Default `5m`. */
@@ -248,8 +249,11 @@ export interface K8sAuditSettings {
     pluginVersions?: K8sAuditPluginVersions;
     /**
      * OCI repository prefix the artifacts are pulled from: `<registry>/plugin/<name>:<version>` and
-     * `<registry>/ruleset/k8saudit:<version>`. Default `ghcr.io/falcosecurity/plugins`; point it at a mirror on
-     * hosts without internet access.
+     * `<registry>/ruleset/k8saudit:<version>`. Default `ghcr.io/falcosecurity/plugins`: falcoctl then uses
+     * falcosecurity's index and verifies each artifact's cosign signature, so the host needs ghcr.io,
+     * falcosecurity.github.io (the index) and Sigstore. Point it at a mirror on hosts without internet access:
+     * falcoctl then uses no index (`indexes: []`) and needs only the mirror, and verifies no signature (the
+     * index holds them), so the artifacts are as trustworthy as the mirror.
      */
     registry?: string;
     /**

@@ -47,8 +47,27 @@ function header(what: string): string {
     return `# Managed by falco-nodes (${what}): converge overwrites this file; change the stack's settings instead.\n`;
 }
 
+/**
+ * The rules engine version our rule files require (`- required_engine_version:` first in each of them): the
+ * engine of the Falco the project pins and tests against, 0.44.1 (`falco --version` with `json_output` reports
+ * `engine_version_semver` 0.62.0: shared/reference/falco/outputs/version.json_output.stdout; upstream
+ * falcosecurity/falco 0.44.1 userspace/engine/falco_engine_version.h). The engine version is raised whenever the
+ * engine gains fields (falcosecurity/falco CHANGELOG v0.14.0, "Rules versioning support"; PR #2418): ours use
+ * `proc.env[NAME]` and the `fs.path.*` fields, which are in 0.44.1's field list (shared/reference/falco/fields.txt)
+ * and which we have not checked against any older engine, so we claim no lower version. An older Falco then refuses
+ * our files at `falco --dry-run` (converge's check, before anything is swapped) with Falco's own message naming
+ * both versions, instead of an "unknown field" error deep in a condition. Users' own files (`rules.custom`) are
+ * left exactly as written.
+ */
+export const REQUIRED_ENGINE_VERSION = "0.62.0";
+
+/** `- required_engine_version: X`: Falco refuses the file when its engine is older. */
+interface FalcoRequiredEngineVersion {
+    required_engine_version: string;
+}
+
 /** Rule items as a rules file, short lists in flow style, multi-line conditions as literal blocks. */
-export function renderRuleItems(items: FalcoRuleItem[], what: string): string {
+export function renderRuleItems(items: (FalcoRuleItem | FalcoRequiredEngineVersion)[], what: string): string {
     const doc = new YAML.Document(items, { aliasDuplicateObjects: false });
     YAML.visit(doc, {
         Seq(_, node) {
@@ -73,12 +92,14 @@ function itemsFor(set: BuiltinRuleSet, s: ResolvedHostSettings): FalcoRuleItem[]
  */
 export function renderRuleFiles(s: ResolvedHostSettings): RuleFile[] {
     const files: RuleFile[] = [];
+    const ours = (items: FalcoRuleItem[], what: string): string =>
+        renderRuleItems([{ required_engine_version: REQUIRED_ENGINE_VERSION }, ...items], what);
     const builtin = BUILTIN_ORDER.filter((set) => s.rules.builtin.includes(set));
-    if (builtin.length) files.push({ fileName: BASE_RULE_FILE, content: renderRuleItems(baseRuleItems(), "shared macros") });
+    if (builtin.length) files.push({ fileName: BASE_RULE_FILE, content: ours(baseRuleItems(), "shared macros") });
     for (const set of builtin)
-        files.push({ fileName: BUILTIN_RULE_FILES[set], content: renderRuleItems(itemsFor(set, s), `rule set ${set}`) });
+        files.push({ fileName: BUILTIN_RULE_FILES[set], content: ours(itemsFor(set, s), `rule set ${set}`) });
     if (s.k8sAudit.enabled && s.k8sAudit.tamperRules)
-        files.push({ fileName: K8S_AUDIT_TAMPER_RULE_FILE, content: renderRuleItems(k8sAuditTamperRuleItems(s), "k8sAudit.tamperRules") });
+        files.push({ fileName: K8S_AUDIT_TAMPER_RULE_FILE, content: ours(k8sAuditTamperRuleItems(s), "k8sAudit.tamperRules") });
     for (const name of Object.keys(s.rules.custom).sort()) {
         if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name))
             throw new Error(`rules.custom.${JSON.stringify(name)}: rule file names must match [a-z0-9][a-z0-9_-]*`);

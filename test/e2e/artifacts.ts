@@ -10,6 +10,8 @@ import { cacheRoot, cachedDir, hashFiles, REPO_ROOT, requireTools, runChecked, t
 const E2E_DIR = __dirname;
 
 export interface BaseImage {
+    /** The Debian release the image holds. */
+    release: DebianRelease;
     /** Raw ext4 root filesystem; used read-only as the backing file of each run's qcow2 overlay. */
     rootfs: string;
     kernel: string;
@@ -22,27 +24,54 @@ export interface BaseImage {
     seconds: number;
 }
 
-/** The Debian 12 base image, built by image/build-image.sh (as root) unless cached. Cold build: about a minute. */
-export async function ensureBaseImage(log: (msg: string) => void = () => undefined): Promise<BaseImage> {
+/** The Debian releases the VM suite runs on (the matrix `npm run test:e2e` runs, README "Tests"). */
+export const DEBIAN_RELEASES = {
+    bookworm: { suite: "bookworm", version: 12, title: "Debian 12 (bookworm)" },
+    trixie: { suite: "trixie", version: 13, title: "Debian 13 (trixie)" },
+} as const;
+export type DebianSuite = keyof typeof DEBIAN_RELEASES;
+export type DebianRelease = (typeof DEBIAN_RELEASES)[DebianSuite];
+
+/**
+ * The release this run boots: `E2E_DEBIAN` (`bookworm`, `trixie`, or the version number `12`, `13`), default
+ * bookworm. One release per mocha run: test/e2e/matrix.sh runs the suite once for each.
+ */
+export function e2eDebian(env: string | undefined = process.env.E2E_DEBIAN): DebianRelease {
+    if (env === undefined || env === "") return DEBIAN_RELEASES.bookworm;
+    const found = Object.values(DEBIAN_RELEASES).find((r) => r.suite === env || String(r.version) === env);
+    if (!found) {
+        const known = Object.values(DEBIAN_RELEASES).map((r) => `${r.suite} (${r.version})`).join(", ");
+        throw new Error(`E2E_DEBIAN=${env}: not a release the VM suite runs on; use one of ${known}`);
+    }
+    return found;
+}
+
+/**
+ * The base image of `release` (default: this run's, e2eDebian()), built by image/build-image.sh (as root) unless
+ * cached. Cold build: about a minute. One cache entry per release (`base-<suite>-<key>`), so the two releases'
+ * images live side by side.
+ */
+export async function ensureBaseImage(log: (msg: string) => void = () => undefined, release: DebianRelease = e2eDebian()): Promise<BaseImage> {
     const started = Date.now();
     const imageDir = path.join(E2E_DIR, "image");
-    const key = hashFiles([imageDir]);
-    const { dir, hit } = await cachedDir("image", key, async (out) => {
+    const key = hashFiles([imageDir], release.suite);
+    const { dir, hit } = await cachedDir(`base-${release.suite}`, key, async (out) => {
         if (process.getuid?.() !== 0) {
             throw new Error("building the e2e base image needs root (mmdebstrap --mode=root, chroot)");
         }
         await requireTools(["mmdebstrap", "mkfs.ext4", "chroot"]);
-        const logFile = path.join(cacheRootLogDir(), `image-${key.slice(0, 16)}.build.log`);
-        log(`building base image (cache miss, key ${key.slice(0, 16)}), log: ${logFile}`);
+        const logFile = path.join(cacheRootLogDir(), `base-${release.suite}-${key.slice(0, 16)}.build.log`);
+        log(`building the ${release.title} base image (cache miss, key ${key.slice(0, 16)}), log: ${logFile}`);
         try {
-            await runChecked("bash", [path.join(imageDir, "build-image.sh"), out], { logFile, timeoutMs: 20 * 60_000 });
+            await runChecked("bash", [path.join(imageDir, "build-image.sh"), out, release.suite], { logFile, timeoutMs: 20 * 60_000 });
         } catch (e) {
             throw new Error(`base image build failed (full log: ${logFile})\n${tail(String(e), 60)}`);
         }
     }, { keep: 1 }); // ~0.5 GiB each: keep only the current one
     const seconds = (Date.now() - started) / 1000;
-    log(`base image ${hit ? "reused from cache" : "built"} in ${seconds.toFixed(1)} s: ${dir}`);
+    log(`${release.title} base image ${hit ? "reused from cache" : "built"} in ${seconds.toFixed(1)} s: ${dir}`);
     return {
+        release,
         rootfs: path.join(dir, "rootfs.img"),
         kernel: path.join(dir, "vmlinuz"),
         initrd: path.join(dir, "initrd.img"),

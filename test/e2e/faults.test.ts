@@ -16,13 +16,14 @@ import { FALCO_KEY_FINGERPRINT, HostSettings } from "../../components/host/setti
 import { AptRepo, startAptRepo } from "./aptRepo";
 import { tail } from "./exec";
 import { aptSettings, bundleFor, convergeOk, filesDiffering, filesForHost, runHostScript, ScriptRun, sha256 } from "./host";
+import { e2eDebian } from "./artifacts";
 import { startVm, Vm } from "./vm";
 
 const VERSION = "0.44.1";
 const STAGED_DEB = `/var/tmp/falco_${VERSION}_amd64.deb`;
 const NO_SUDO_USER = "e2e-nosudo";
 
-describe("e2e: bad inputs at the host fail clearly and leave nothing half-written (fresh Debian 12 VM)", function () {
+describe(`e2e: bad inputs at the host fail clearly and leave nothing half-written (fresh ${e2eDebian().title} VM)`, function () {
     this.bail(true);
     let repo: AptRepo;
     let vm: Vm;

@@ -7,9 +7,10 @@
 import * as assert from "assert";
 import { AptRepo, startAptRepo } from "./aptRepo";
 import { shQuote } from "./exec";
+import { e2eDebian } from "./artifacts";
 import { startVm, Vm } from "./vm";
 
-describe("e2e harness smoke test (VM + stand-in apt repository)", function () {
+describe(`e2e harness smoke test (${e2eDebian().title} VM + stand-in apt repository)`, function () {
     let repo: AptRepo;
     let vm: Vm;
     let t0 = 0;

@@ -1,6 +1,7 @@
 /**
- * A throwaway Debian 12 VM for the e2e suite, booted with qemu under TCG (software emulation: the machine's KVM
- * hangs stock kernels) from the cached base image (image/build-image.sh) through a per-run qcow2 overlay.
+ * A throwaway Debian VM for the e2e suite (Debian 12 or 13: VmOptions.debian, default this run's E2E_DEBIAN),
+ * booted with qemu under TCG (software emulation: the machine's KVM hangs stock kernels) from the cached base image
+ * of that release (image/build-image.sh) through a per-run qcow2 overlay.
  *
  * Networking is qemu user networking with `restrict=on`: the guest can reach nothing but
  *   - its SSH port, forwarded from 127.0.0.1:<random port> on this machine, and
@@ -18,11 +19,13 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { BaseImage, ensureBaseImage, ensureGuestfwdRelay } from "./artifacts";
+import { BaseImage, DebianRelease, e2eDebian, ensureBaseImage, ensureGuestfwdRelay } from "./artifacts";
 import { freeLoopbackPort, requireTools, run, runChecked, RunResult, shQuote, sleep, tail, waitFor } from "./exec";
 import { GUEST_HTTP_HOST } from "./httpServer";
 
 export interface VmOptions {
+    /** The Debian release to boot. Default: this run's (e2eDebian(), from E2E_DEBIAN). */
+    debian?: DebianRelease;
     /** Loopback port of the HTTP server the guest reaches as http://10.0.2.100/ (startTestHttpServer().port). */
     guestHttpPort?: number;
     /** Guest memory. Default 2048 MiB. */
@@ -73,6 +76,8 @@ export interface FileInfo {
 }
 
 export interface Vm {
+    /** The Debian release the VM runs. */
+    debian: DebianRelease;
     host: string;
     /** SSH port on 127.0.0.1. */
     port: number;
@@ -160,7 +165,7 @@ function installExitHooks(): void {
 export async function startVm(opts: VmOptions = {}): Promise<Vm> {
     const log = opts.log ?? ((m: string) => console.log(`[e2e] ${m}`));
     await requireTools(["qemu-system-x86_64", "qemu-img", "mkfs.ext4", "ssh", "ssh-keygen", "openssl", "setsid"]);
-    const image = await ensureBaseImage(log);
+    const image = await ensureBaseImage(log, opts.debian ?? e2eDebian());
     const relay = opts.guestHttpPort === undefined ? undefined : await ensureGuestfwdRelay();
     installExitHooks();
 
@@ -389,6 +394,7 @@ async function boot(
         await startMaster();
 
         const vm: Vm = {
+            debian: image.release,
             host,
             port,
             user,

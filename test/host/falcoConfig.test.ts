@@ -94,7 +94,8 @@ describe("renderFalcoConfig", () => {
             assert.strictEqual(r.main.buffered_outputs, false);
             assert.strictEqual(r.main.outputs_queue.capacity, OUTPUTS_QUEUE_CAPACITY);
             assert.ok(OUTPUTS_QUEUE_CAPACITY > 0);
-            assert.strictEqual(r.main.log_syslog, true);
+            // Falco's log once in the journal (stderr), not twice (stderr and syslog).
+            assert.strictEqual(r.main.log_syslog, false);
             assert.strictEqual(r.main.log_stderr, true);
             assert.strictEqual(r.main.log_level, "info");
         });

@@ -16,7 +16,14 @@
  * - `systemctl restart` fails when any file under /etc/falco contains FAIL_AT_START;
  * - `sshd -t` fails when any file under /etc/ssh/sshd_config.d contains BadDirective;
  * - `falcoctl artifact install` writes a small fake file per reference (`lib<name>.so` for `.../plugin/<name>`,
- *   `k8s_audit_rules.yaml` for `.../ruleset/k8saudit`), and fails when the state has `falcoctl-fail`;
+ *   `k8s_audit_rules.yaml` for `.../ruleset/k8saudit`), and fails when the state has `falcoctl-fail`. Like the
+ *   real one it first adds every index its `--config` names, and a config without an `indexes` key gets
+ *   falcoctl's default, falcosecurity's index (falcosecurity/falcoctl internal/config/config.go, Load:
+ *   `viper.SetDefault(IndexesKey, []Index{DefaultIndex})`; cmd/artifact/artifact.go, PersistentPreRun:
+ *   `RunIndexAdd` per index under `CheckErr`, fatal). The host is online (falcosecurity's index and ghcr.io
+ *   answer; a reference the index covers is signature-verified, logged as `verified <ref>`) unless the state has
+ *   `offline`: then only other registries (a mirror) answer, and the default index or a ghcr.io reference fails
+ *   the call. The config of each call is appended to the state's `falcoctl-configs` (one line per call);
  * - `nft -f` keeps the loaded file as the state's `nft-ruleset` (the "kernel's" table), `list table` succeeds while
  *   it exists, `delete table` removes it; `nft -c` fails when the state has `nft-reject`.
  */
@@ -154,20 +161,37 @@ printf '%s
 ' "$*" >>"$S/falcoctl.log"
 [[ ${"${"}1:-} == artifact && ${"${"}2:-} == install ]] || { echo "fake falcoctl: unsupported: $*" >&2; exit 1; }
 shift 2
-pdir=/usr/share/falco/plugins rdir=/etc/falco refs=()
+pdir=/usr/share/falco/plugins rdir=/etc/falco refs=() config=/etc/falcoctl/falcoctl.yaml
 while (($#)); do
     case $1 in
     --plugins-dir) pdir=$2; shift ;;
     --rulesfiles-dir) rdir=$2; shift ;;
-    --config | --log-format | --allowed-types) shift ;;
+    --config) config=$2; shift ;;
+    --log-format | --allowed-types) shift ;;
     --) shift; refs+=("$@"); break ;;
     -*) ;;
     *) refs+=("$1") ;;
     esac
     shift
 done
+printf 'config:%s\n' "$(tr '\n' ' ' <"$config" 2>/dev/null)" >>"$S/falcoctl-configs"
+# Only the two index shapes converge can write are read: none given (the default index) or "indexes: []".
+default_index=true
+if grep -qx 'indexes: \[\]' "$config" 2>/dev/null; then default_index=false; fi
+if [[ $default_index == true && -e $S/offline ]]; then
+    echo "ERROR unable to fetch index \"falcosecurity\" with URL \"https://falcosecurity.github.io/falcoctl/index.yaml\": dial tcp: lookup falcosecurity.github.io: no such host" >&2
+    exit 1
+fi
 if [[ -e $S/falcoctl-fail ]]; then echo "ERROR unable to get manifest: unable to fetch reference" >&2; exit 1; fi
 for ref in "${"${"}refs[@]}"; do
+    if [[ -e $S/offline && $ref == ghcr.io/* ]]; then
+        echo "ERROR unable to get manifest: dial tcp: lookup ghcr.io: no such host" >&2
+        exit 1
+    fi
+    # falcosecurity's index signs its own artifacts (install.go: SignatureForIndexRef, then signature.Verify).
+    if [[ $default_index == true && $ref == ghcr.io/falcosecurity/plugins/* ]]; then
+        printf 'verified %s\n' "$ref" >>"$S/falcoctl-verified"
+    fi
     repo=${"${"}ref%:*} version=${"${"}ref##*:}
     name=${"${"}repo##*/}
     case $repo in

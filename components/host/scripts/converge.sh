@@ -56,6 +56,10 @@ readonly APT_KEYRING=/usr/share/keyrings/falco-nodes-falco.gpg
 readonly APT_SOURCE=/etc/apt/sources.list.d/falco-nodes-falco.list
 readonly RPM_KEY=/etc/pki/rpm-gpg/RPM-GPG-KEY-falco-nodes
 readonly RPM_REPO=/etc/yum.repos.d/falco-nodes-falco.repo
+# The registry falcosecurity's falcoctl index names its plugins and rules under (the artifacts it signs).
+readonly FALCOSECURITY_PLUGINS_REGISTRY=ghcr.io/falcosecurity/plugins
+# The kmod module files converge installed where modprobe finds them (install.sh, install_kmod_copy).
+readonly KMOD_INSTALLED=$STATE_DIR/kmod-installed
 
 # Free space below which nothing is attempted: unpacking and state need little, a Falco package a lot more.
 readonly MIN_FREE_ETC_MIB=10
@@ -92,6 +96,7 @@ die() {
 
 cleanup() {
     local staged
+    restart_unit_stopped_for_install
     for staged in "${STAGED[@]}"; do rm -f -- "$staged"; done
     if [[ -n $WORK ]]; then rm -rf -- "$WORK"; fi
     # A run that failed before writing any state leaves no empty state directory behind. (With a manifest the

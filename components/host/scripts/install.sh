@@ -32,10 +32,24 @@ package_version() {
 # captured in shared/reference/falco/outputs/version.*). Both forms are read, so an older or patched binary that
 # ignores -c still answers.
 binary_version() {
-    local out line re_json='"falco_version":[[:space:]]*"([0-9]+\.[0-9]+\.[0-9]+)"'
+    version_output_field "$1" 'Falco version' falco_version '[0-9]+\.[0-9]+\.[0-9]+'
+}
+
+# The driver version the binary $1 expects (`Default driver: X` in the text form, `default_driver_version` in
+# the JSON; same output as binary_version); empty when it does not run.
+binary_driver_version() {
+    version_output_field "$1" 'Default driver' default_driver_version '[0-9]+\.[0-9]+\.[0-9]+\+driver'
+}
+
+# The first value matching $4 in `$1 -c /dev/null --version`: the text line `<$2>: <value>` (leading spaces
+# allowed) or the JSON member `"<$3>": "<value>"`.
+version_output_field() {
+    local out line re_text re_json
+    re_text="^[[:space:]]*$2:[[:space:]]+($4)"
+    re_json="\"$3\":[[:space:]]*\"($4)\""
     out=$("$1" -c /dev/null --version 2>/dev/null) || return 0
     while IFS= read -r line; do
-        if [[ $line =~ ^Falco\ version:\ ([0-9]+\.[0-9]+\.[0-9]+) || $line =~ $re_json ]]; then
+        if [[ $line =~ $re_text || $line =~ $re_json ]]; then
             printf '%s' "${BASH_REMATCH[1]}"
             return 0
         fi
@@ -137,6 +151,17 @@ install_from_apt() {
     apt-mark hold falco >/dev/null
 }
 
+# The yum/dnf repository file: packages (gpgcheck=1) and the repository metadata (repo_gpgcheck=1: upstream signs
+# repodata/repomd.xml with a detached repodata/repomd.xml.asc on every publish, falcosecurity/falco
+# scripts/publish-rpm sign_repo) are both checked against the pinned key only, the one fetch_pinned_key kept and
+# install_from_rpm wrote to $RPM_KEY. With repo_gpgcheck=0 a mirror or
+# proxy could serve old, validly signed packages as the latest metadata (a freeze or rollback); with it on, a
+# repository whose repomd.xml is unsigned or signed by any other key is refused by dnf/yum.
+rpm_repo_file() {
+    printf '[falco-nodes-falco]\nname=Falco (managed by falco-nodes)\nbaseurl=%s\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file://%s\n' \
+        "$P_REPO_URL" "$RPM_KEY"
+}
+
 install_from_rpm() {
     fetch_pinned_key
     install -d -m 0755 -- "${RPM_KEY%/*}"
@@ -145,8 +170,7 @@ install_from_rpm() {
         rpm --import "$RPM_KEY"
         : >"$STATE_DIR/rpm-key-imported"
     fi
-    printf '[falco-nodes-falco]\nname=Falco (managed by falco-nodes)\nbaseurl=%s\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=0\ngpgkey=file://%s\n' \
-        "$P_REPO_URL" "$RPM_KEY" >"$WORK/falco.repo"
+    rpm_repo_file >"$WORK/falco.repo"
     install -m 0644 -o root -g root -- "$WORK/falco.repo" "$RPM_REPO"
     rpm_install "falco-$P_VERSION" || die "could not install falco-$P_VERSION from $P_REPO_URL (falcoVersion, install.repoUrl)"
 }
@@ -176,6 +200,7 @@ ensure_falco() {
         # Package managers and maintainer scripts expect the usual umask: with ours (077) apt's lists and any
         # file a postinst creates would be root-only.
         umask 022
+        stop_unit_for_kmod_install
         case $P_SOURCE in
         apt) install_from_apt ;;
         rpm) install_from_rpm ;;
@@ -201,18 +226,117 @@ ensure_falco() {
     fi
 }
 
-# The kmod driver needs the falco module for the running kernel; the package's postinst would have built it had
-# we let it choose a driver, so do what it does.
+# --- the kmod driver's module -------------------------------------------------------------------------------
+# The unit loads the module with `modprobe falco` (ExecStartPre), so the module must be where modprobe finds it:
+# below /lib/modules/<kernel> and in depmod's index. falcoctl 0.13's `driver install` does not always put it there
+# (falcosecurity/falcoctl cmd/driver/install/install.go RunDriverInstall, pkg/driver/distro/distro.go,
+# pkg/driver/type/kmod.go): it first cleans up (rmmod of a loaded falco, retried 10 times 5 s apart, then `dkms
+# remove` of every version), then tries the download, which lands in ~/.falco/<driver version>/<arch>/ and is only
+# `insmod`ed, gone after a reboot (falcosecurity/falco#2431), and only when the download fails builds with `dkms
+# install`, which does install below /lib/modules/<kernel>/updates/dkms and runs depmod. Both paths leave a copy in
+# ~/.falco; when modprobe still cannot find the module after falcoctl, that copy is installed as
+# /lib/modules/<kernel>/extra/falco.ko and depmod'ed. The files converge put there are recorded in the state
+# directory ($KMOD_INSTALLED), so uninstall removes those and nothing else.
+
+# Does modprobe find a falco module for kernel $1 (a file below /lib/modules/$1, not a built-in)?
+kmod_findable() {
+    local file
+    file=$(modinfo -k "$1" -F filename falco 2>/dev/null) || return 1
+    [[ $file == /lib/modules/"$1"/* || $file == /usr/lib/modules/"$1"/* ]]
+}
+
+# Is the module modprobe finds for kernel $1 the copy converge installed?
+kmod_is_ours() {
+    local file
+    file=$(modinfo -k "$1" -F filename falco 2>/dev/null) || return 1
+    [[ -f $KMOD_INSTALLED ]] && grep -qxF -- "$file" "$KMOD_INSTALLED"
+}
+
+# The module falcoctl left in root's ~/.falco for kernel $1 and driver version $2 (falcoctl's toLocalPath:
+# ~/.falco/<driver version>/<arch>/falco_<distro>_<kernel release>_<kernel version>.ko).
+kmod_falcoctl_copy() {
+    local home found=()
+    [[ -n $2 ]] || return 1
+    home=$(getent passwd root | cut -d: -f6)
+    home=${home:-/root}
+    shopt -s nullglob
+    found=("$home/.falco/$2/$(uname -m)"/falco_*_"$1"_*.ko)
+    shopt -u nullglob
+    ((${#found[@]} == 1)) || return 1
+    printf '%s' "${found[0]}"
+}
+
+# Install falcoctl's copy $1 for kernel $2 where modprobe finds it, and record the file as ours.
+install_kmod_copy() {
+    local dest=/lib/modules/$2/extra/falco.ko
+    log "driver kmod: installing $1 as $dest (falcoctl only insmod'ed it; modprobe and the next boot need it there)"
+    install -d -m 0755 -o root -g root -- "${dest%/*}"
+    install -m 0644 -o root -g root -- "$1" "$dest.falco-nodes-new"
+    mv -f -- "$dest.falco-nodes-new" "$dest"
+    depmod -a -- "$2"
+    install -d -m 0700 -- "$STATE_DIR"
+    if ! grep -qxF -- "$dest" "$KMOD_INSTALLED" 2>/dev/null; then printf '%s\n' "$dest" >>"$KMOD_INSTALLED"; fi
+}
+
+# The kmod driver needs the falco module for the running kernel, built for the installed Falco's driver: get it
+# when modprobe cannot find one, and again after the package changed (a new Falco may need a new driver version;
+# the old package's prerm has also run `falcoctl driver cleanup`, which removes dkms-built modules). The
+# package's postinst would have done this had we let it choose a driver (FALCO_DRIVER_CHOICE=none), with
+# --download=false; we allow the download and then put the module where modprobe finds it.
 # shellcheck disable=SC2034 # CHANGED is read by converge (converge.sh)
 ensure_kmod_module() {
+    local kr copy
     [[ $DRIVER == kmod ]] || return 0
-    if modinfo falco >/dev/null 2>&1; then return 0; fi
-    command -v falcoctl >/dev/null 2>&1 || die "driver kmod: no falco kernel module for $(uname -r) and no falcoctl to build one"
-    log "driver kmod: installing the falco kernel module for $(uname -r)"
+    kr=$(uname -r)
+    if [[ $NEED_INSTALL != true ]] && kmod_findable "$kr"; then return 0; fi
+    command -v falcoctl >/dev/null 2>&1 || die "driver kmod: no falco kernel module for $kr and no falcoctl to build one"
+    log "driver kmod: installing the falco kernel module for $kr"
     umask 022
-    falcoctl driver config --type kmod </dev/null
+    # --update-falco=false: otherwise `driver config` rewrites Falco's engine.kind behind converge's back
+    # (falcosecurity/falcoctl cmd/driver/config/config.go, RunDriverConfig: commit() when Update, the default).
+    falcoctl driver config --type kmod --update-falco=false </dev/null ||
+        die "driver kmod: falcoctl driver config failed"
     falcoctl driver install --compile=true --download=true </dev/null ||
-        die "driver kmod: falcoctl could not download or build the module for $(uname -r) (kernel headers and dkms are needed to build it)"
+        die "driver kmod: falcoctl could not download or build the module for $kr (kernel headers and dkms are needed to build it)"
+    # Our copy is refreshed too when it is what modprobe finds: after a package change it is the old driver.
+    if copy=$(kmod_falcoctl_copy "$kr" "$(binary_driver_version "$P_BINARY")"); then
+        if ! kmod_findable "$kr" || kmod_is_ours "$kr"; then install_kmod_copy "$copy" "$kr"; fi
+    fi
     umask 077
+    kmod_findable "$kr" || die "driver kmod: after falcoctl, modprobe still finds no falco module for $kr"
     CHANGED=true
+}
+
+# Stop our unit before the package changes under the kmod driver: the package's prerm runs `falcoctl driver
+# cleanup`, whose rmmod fails (and is retried for 50 s) while our running Falco holds the module. The unit's
+# ExecStopPost unloads it. converge starts the unit again (it restarts after any install); a converge that fails
+# after this point starts it again on the way out (restart_unit_stopped_for_install, from cleanup).
+stop_unit_for_kmod_install() {
+    [[ $DRIVER == kmod && -n $INSTALLED_VERSION ]] || return 0
+    systemctl is-active --quiet -- "$P_UNIT_NAME" || return 0
+    log "driver kmod: stopping $P_UNIT_NAME so the package change can unload the falco module"
+    systemctl stop -- "$P_UNIT_NAME"
+    UNIT_STOPPED_FOR_INSTALL=true
+}
+
+# From cleanup on a failed converge: never leave Falco stopped because of stop_unit_for_kmod_install.
+restart_unit_stopped_for_install() {
+    [[ ${UNIT_STOPPED_FOR_INSTALL:-false} == true ]] || return 0
+    if systemctl is-active --quiet -- "$P_UNIT_NAME"; then return 0; fi
+    warn "starting $P_UNIT_NAME again (stopped for the package change)"
+    systemctl start -- "$P_UNIT_NAME" || warn "$P_UNIT_NAME did not start again: see journalctl -u $P_UNIT_NAME"
+}
+
+# Uninstall: the module files converge installed (install_kmod_copy), and nothing else.
+remove_installed_kmod() {
+    local file kr
+    [[ -f $KMOD_INSTALLED ]] || return 0
+    while IFS= read -r file; do
+        [[ $file =~ ^/lib/modules/([^/]+)/extra/falco\.ko$ ]] || continue
+        kr=${BASH_REMATCH[1]}
+        [[ -f $file && ! -L $file ]] || continue
+        log "removing $file (installed by converge for the kmod driver)"
+        rm -f -- "$file"
+        depmod -a -- "$kr" 2>/dev/null || warn "depmod -a $kr failed"
+    done <"$KMOD_INSTALLED"
 }

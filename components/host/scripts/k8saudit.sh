@@ -46,8 +46,21 @@ ensure_k8saudit_artifacts() {
         command -v falcoctl >/dev/null 2>&1 ||
             die "k8sAudit: falcoctl is not installed (the Falco packages ship it) and $ref is needed; nothing was changed"
         tmp=$(mktemp -d "$P_ARTIFACTS_DIR/.install.XXXXXXXXXX")
-        # An empty config: no index, no follow, no other artifacts; just the pinned reference.
-        : >"$WORK/falcoctl.yaml"
+        # falcoctl fills every key its config leaves out with its default, and the default index list is
+        # falcosecurity's, https://falcosecurity.github.io/falcoctl/index.yaml (falcosecurity/falcoctl
+        # internal/config/config.go, Load: viper.SetDefault(IndexesKey, []Index{DefaultIndex})), added (fetched)
+        # before any install and fatal when that fails (cmd/artifact/artifact.go, PersistentPreRun). That index
+        # is also where the cosign signatures of falcosecurity's own artifacts come from: `artifact install`
+        # verifies a pulled digest only when the index has a signature for the reference
+        # (cmd/artifact/install/install.go, SignatureForIndexRef). So: for falcosecurity's registry, the default
+        # index (online: ghcr.io, the index, Sigstore); for any other registry (a mirror, e.g. on an air-gapped
+        # host) no index at all, `indexes: []`, as that host cannot fetch falcosecurity's, which names no mirror
+        # anyway. No follow, no other artifacts; just the pinned, fully qualified reference.
+        if [[ $ref == "$FALCOSECURITY_PLUGINS_REGISTRY"/* ]]; then
+            : >"$WORK/falcoctl.yaml"
+        else
+            printf 'indexes: []\n' >"$WORK/falcoctl.yaml"
+        fi
         log "installing $ref with falcoctl"
         if ! falcoctl artifact install --config "$WORK/falcoctl.yaml" --log-format text --resolve-deps=false \
             --allowed-types plugin,rulesfile --plugins-dir "$tmp" --rulesfiles-dir "$tmp" -- "$ref" </dev/null >&2; then

@@ -142,6 +142,7 @@ uninstall() {
     done
     rmdir -- "$P_UNIT_DROPIN_DIR" 2>/dev/null || true
     rm -f -- "$APT_SOURCE" "$APT_KEYRING" "$RPM_REPO"
+    remove_installed_kmod
 
     if [[ $sshd_touched == true ]] && command -v sshd >/dev/null 2>&1; then
         if sshd -t; then reload_sshd; else warn "sshd -t fails without our drop-in (above): sshd was not reloaded"; fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the base disk image the e2e suite boots: Debian 12 (bookworm) with systemd as PID 1, like a cloud image
-# (a non-root `admin` with passwordless sudo, openssh-server, DHCP networking), for qemu's direct kernel boot.
+# Builds the base disk image the e2e suite boots: Debian 12 (bookworm) or Debian 13 (trixie) with systemd as
+# PID 1, like a cloud image (a non-root `admin` with passwordless sudo, openssh-server, DHCP networking), for
+# qemu's direct kernel boot.
 #
-#   build-image.sh OUTDIR
+#   build-image.sh OUTDIR [SUITE]      SUITE: bookworm (default) or trixie
 #
 # Writes into OUTDIR (which must not exist yet or be empty):
 #   rootfs.img     raw ext4 filesystem (sparse, 4 GiB) that the VM mounts as /dev/vda; used as a read-only
@@ -19,12 +20,14 @@
 # The image has no apt sources: the tests' own signed repository is the only one a guest can reach.
 #
 # Needs root (mmdebstrap in root mode, chroot). Uses the machine's Debian mirror from
-# /etc/apt/sources.list.d/debian.sources (override: E2E_DEBIAN_SOURCES=FILE, or E2E_DEBIAN_MIRROR=URL).
-# The e2e harness caches OUTDIR under .cache/e2e/, keyed by the sha256 of this script: edit it and the next run
-# rebuilds.
+# /etc/apt/sources.list.d/debian.sources (override: E2E_DEBIAN_SOURCES=FILE, or E2E_DEBIAN_MIRROR=URL); a
+# deb822 sources file names the machine's own release, so its `Suites:` are rewritten to SUITE (`bookworm`,
+# `bookworm-updates`, `bookworm-security` become `trixie`, `trixie-updates`, `trixie-security`): same mirrors, the
+# other release. The e2e harness caches OUTDIR under .cache/e2e/, one entry per SUITE, keyed by the sha256 of this
+# script and the suite: edit it and the next run rebuilds.
 set -euo pipefail
 
-readonly SUITE=bookworm
+readonly SUITE=${2:-bookworm}
 readonly IMAGE_SIZE=4G
 readonly SEED_LABEL=E2ESEED
 
@@ -40,7 +43,11 @@ readonly PACKAGES=(
 log() { printf '[build-image] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-[[ $# -eq 1 ]] || die "usage: $0 OUTDIR"
+[[ $# -eq 1 || $# -eq 2 ]] || die "usage: $0 OUTDIR [bookworm|trixie]"
+case $SUITE in
+bookworm | trixie) ;;
+*) die "unsupported suite '$SUITE' (bookworm or trixie)" ;;
+esac
 [[ $(id -u) -eq 0 ]] || die "must run as root (mmdebstrap --mode=root, chroot)"
 for tool in mmdebstrap mkfs.ext4 chroot; do
   command -v "$tool" >/dev/null || die "$tool not found"
@@ -62,7 +69,12 @@ mirror_args=()
 if [[ -n ${E2E_DEBIAN_MIRROR:-} ]]; then
   mirror_args=("$E2E_DEBIAN_MIRROR")
 elif [[ -f ${E2E_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources} ]]; then
-  mirror_args=("${E2E_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources}")
+  # Each suite on a `Suites:` line becomes SUITE with the same suffix (-updates, -security, -backports).
+  sed -E "/^Suites:/{s/^Suites://; s/[[:space:]][a-z]+(-[a-z]+)?/ ${SUITE}\1/g; s/^/Suites:/}" \
+    "${E2E_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources}" >"$WORK/debian.sources"
+  grep -q "^Suites:.*[[:space:]]${SUITE}\([[:space:]]\|$\)" "$WORK/debian.sources" ||
+    die "no '$SUITE' suite in the rewritten sources: $(grep '^Suites:' "$WORK/debian.sources" | tr '\n' ' ')"
+  mirror_args=("$WORK/debian.sources")
 else
   mirror_args=("http://deb.debian.org/debian")
 fi
