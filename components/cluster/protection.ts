@@ -26,16 +26,10 @@
  * Lifting it: as an exempt identity, `pulumi up` with `protection.enabled: false`, or
  * `kubectl delete validatingadmissionpolicybinding <release>-protect-falco`.
  */
-import { chartNames } from "./names";
+import { CONTROLLER_IDENTITIES, chartNames } from "./names";
 import type { ResolvedClusterSettings } from "./settings";
 
-/** Controllers that must be able to finish deletions and rotations the deployer started. */
-export const CONTROLLER_IDENTITIES = [
-    "system:kube-controller-manager",
-    "system:serviceaccount:kube-system:generic-garbage-collector",
-    "system:serviceaccount:kube-system:namespace-controller",
-    "system:serviceaccount:kube-system:root-ca-cert-publisher",
-] as const;
+export { CONTROLLER_IDENTITIES };
 
 export interface ResourceRule {
     apiGroups: string[];

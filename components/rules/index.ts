@@ -3,7 +3,7 @@
  * Falco loads them in a fixed order (falco.yaml lists them one by one in that order).
  */
 import * as YAML from "yaml";
-import { BuiltinRuleSet, ResolvedHostSettings } from "../host/settings";
+import { BuiltinRuleSet, RuleSetInputs } from "../shared/ruleInputs";
 import { appConfigExampleRuleItems } from "./appConfigExample";
 import { baseRuleItems } from "./base";
 import { k8sAuditTamperRuleItems } from "./k8sAuditTamper";
@@ -58,7 +58,7 @@ export function renderRuleItems(items: FalcoRuleItem[], what: string): string {
     return header(what) + doc.toString({ lineWidth: 0, minContentWidth: 0, blockQuote: "literal" });
 }
 
-function itemsFor(set: BuiltinRuleSet, s: ResolvedHostSettings): FalcoRuleItem[] {
+function itemsFor(set: BuiltinRuleSet, s: RuleSetInputs): FalcoRuleItem[] {
     switch (set) {
         case BuiltinRuleSet.SelfProtection:
             return selfProtectionRuleItems(s);
@@ -71,7 +71,7 @@ function itemsFor(set: BuiltinRuleSet, s: ResolvedHostSettings): FalcoRuleItem[]
  * Every file for `/etc/falco/rules.d`, in load order: shared macros (when any built-in set is on), the
  * built-in sets, the k8s_audit tamper rules (with `k8sAudit`), then `rules.custom` as `50-<name>.yaml` with the user's text verbatim after a header comment.
  */
-export function renderRuleFiles(s: ResolvedHostSettings): RuleFile[] {
+export function renderRuleFiles(s: RuleSetInputs): RuleFile[] {
     const files: RuleFile[] = [];
     const builtin = BUILTIN_ORDER.filter((set) => s.rules.builtin.includes(set));
     if (builtin.length) files.push({ fileName: BASE_RULE_FILE, content: renderRuleItems(baseRuleItems(), "shared macros") });

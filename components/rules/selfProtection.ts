@@ -20,7 +20,6 @@
  * heartbeat (`metrics.output_rule`) going missing centrally is the backstop for all of them.
  */
 import * as path from "path";
-import { firewallEnabled } from "../host/k8sAudit";
 import {
     FALCO_CONFIG_DIR,
     FIREWALL_RULES_PATH,
@@ -30,8 +29,8 @@ import {
     UNIT_DROPIN_DIR,
     UNIT_NAME,
     UNIT_PATH,
-} from "../host/paths";
-import { Driver, ResolvedHostSettings } from "../host/settings";
+} from "../shared/paths";
+import { Driver, RuleSetInputs, firewallEnabled } from "../shared/ruleInputs";
 import { BASE_MACROS } from "./base";
 import { FalcoException, FalcoRuleItem, WHO_FIELDS, belowOrAt, falcoString } from "./types";
 
@@ -83,7 +82,7 @@ export const SELF_PROTECTION_FIREWALL_RULE = "Falco-nodes firewall changed";
  * What the file rules protect: whole directories and single files. The k8saudit plugins and rules live below
  * STATE_DIR; the firewall ruleset, its unit and the webhook's TLS certificate are added when configured.
  */
-export function protectedPaths(s: ResolvedHostSettings): { dirs: string[]; files: string[] } {
+export function protectedPaths(s: RuleSetInputs): { dirs: string[]; files: string[] } {
     const firewall = firewallEnabled(s);
     const cert = s.k8sAudit.enabled ? s.k8sAudit.tls.certificatePath : undefined;
     return {
@@ -105,17 +104,17 @@ export function protectedPaths(s: ResolvedHostSettings): { dirs: string[]; files
 }
 
 /** Falco's process name as the kernel keeps it (comm: the executable's base name, at most 15 bytes). */
-export function falcoProcessName(s: ResolvedHostSettings): string {
+export function falcoProcessName(s: RuleSetInputs): string {
     return path.posix.basename(s.install.binaryPath).slice(0, 15);
 }
 
-function pathTest(field: string, s: ResolvedHostSettings): string {
+function pathTest(field: string, s: RuleSetInputs): string {
     const { dirs, files } = protectedPaths(s);
     const parts = [...dirs.map((d) => belowOrAt(field, d)), ...files.map((f) => `${field} = ${falcoString(f)}`)];
     return `(${parts.join("\n or ")})`;
 }
 
-export function selfProtectionRuleItems(s: ResolvedHostSettings): FalcoRuleItem[] {
+export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
     const notConverge = `not ${BASE_MACROS.converge}`;
     const falcoName = falcoString(falcoProcessName(s));
     const M = SELF_PROTECTION_MACROS;

@@ -310,3 +310,28 @@ describe("renderRuleFiles", () => {
         });
     });
 });
+
+describe("the rules folder stands on its own", () => {
+    // Read the sources: rules/ may import only itself, shared/ and npm packages; shared/ only itself and npm packages.
+    const imports = (dir: string): { file: string; from: string }[] =>
+        fs
+            .readdirSync(`components/${dir}`)
+            .filter((f) => f.endsWith(".ts"))
+            .flatMap((f) =>
+                [...fs.readFileSync(`components/${dir}/${f}`, "utf8").matchAll(/^(?:import|export)[^;]*? from "([^"]+)"/gms)].map((m) => ({
+                    file: `${dir}/${f}`,
+                    from: m[1],
+                })),
+            );
+
+    it("rules/ imports only rules/, shared/ and packages; shared/ only shared/ and packages", () => {
+        const rules = imports("rules");
+        const shared = imports("shared");
+        assert.ok(rules.some((i) => i.from.startsWith("../shared/")), "the scan found no import of shared/: scan broken?");
+        const bad = [
+            ...rules.filter((i) => i.from.startsWith(".") && !i.from.startsWith("./") && !i.from.startsWith("../shared/")),
+            ...shared.filter((i) => i.from.startsWith(".") && !i.from.startsWith("./")),
+        ];
+        assert.deepStrictEqual(bad, []);
+    });
+});
