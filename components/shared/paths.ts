@@ -64,3 +64,10 @@ export const FIREWALL_TABLE = "falco_nodes";
 /** Oneshot unit that loads the firewall ruleset at boot, before the network comes up and before Falco listens. */
 export const FIREWALL_UNIT_NAME = "falco-nodes-firewall.service";
 export const FIREWALL_UNIT_PATH = `/etc/systemd/system/${FIREWALL_UNIT_NAME}`;
+
+/**
+ * The systemctl arguments of logrotate's postrotate (components/host/logrotate.ts): SIGUSR1 to Falco's main process,
+ * which makes it reopen its output file. The self-protection rules except exactly this command line (and nothing
+ * else that `systemctl kill` can do), so a rotation is not reported as tampering.
+ */
+export const REOPEN_SYSTEMCTL_ARGS = ["kill", "--kill-who=main", "--signal=USR1", UNIT_NAME] as const;

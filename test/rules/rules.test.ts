@@ -19,6 +19,7 @@ import {
     BUILTIN_RULE_FILES,
     CONVERGE_MARKER_ENV,
     FALCO_UNIT_STEM,
+    SELF_PROTECTION_LISTS,
     SELF_PROTECTION_RULES,
     renderRuleFiles,
 } from "../../components/rules";
@@ -73,7 +74,7 @@ describe("condition tokenizer (test support)", () => {
                 { macro: "m", condition: "evt.num = 0" },
                 {
                     rule: "r",
-                    condition: "m and no_such_macro and proc.nosuch = x and evt.type in (open, nosuchcall, pidfd_send_signal) and proc.name in (nosuch_list)",
+                    condition: "m and no_such_macro and proc.nosuch = x and evt.type in (open, nosuchcall, pidfd_send_signal) and fd.name = x and proc.name in (nosuch_list)",
                     output: "x %proc.name %evt.arg.nosuchparam %fd.bogus",
                     exceptions: [{ name: "e", fields: ["proc.bogus"] }],
                 },
@@ -144,9 +145,10 @@ describe("renderRuleFiles", () => {
                 assert.deepStrictEqual(referenceProblems(items, { strictLists: true }), []);
             });
 
-            it("need no plugin (no container.* fields, no required_plugin_versions)", () => {
+            it("need no plugin but the container plugin falco.yaml always loads (container.id only), no required_plugin_versions", () => {
                 const text = renderRuleFiles(s).map((f) => f.content).join("\n");
-                assert.doesNotMatch(text, /container\.|k8s\.|required_plugin_versions/);
+                assert.doesNotMatch(text, /k8s\.|required_plugin_versions/);
+                assert.deepStrictEqual([...new Set(text.match(/container\.[a-z_.]+/g))], ["container.id"]);
             });
 
             it("do not collide with names in the default rules", () => {
@@ -184,7 +186,7 @@ describe("renderRuleFiles", () => {
         const expand = (cond: string, depth = 0): string =>
             depth > 5 ? cond : cond.replace(/\b[a-z_]+\b/g, (w) => (macros.has(w) ? `(${expand(macros.get(w)!, depth + 1)})` : w));
 
-        it("has the five rules, each excepting converge", () => {
+        it("has its rules, each excepting converge", () => {
             for (const name of Object.values(SELF_PROTECTION_RULES)) {
                 const r = rule(name);
                 assert.match(expand(r.condition), new RegExp(`proc\\.env\\[${CONVERGE_MARKER_ENV}\\] = 1`), name);
@@ -192,15 +194,15 @@ describe("renderRuleFiles", () => {
             }
         });
 
-        it("watches the unit, config, state and binary paths from paths.ts", () => {
+        it("watches the unit, config, state and binary paths from paths.ts, in every field a change shows in", () => {
+            const list = items.find((i) => i.list === SELF_PROTECTION_LISTS.protectedPaths)!.items as string[];
+            for (const p of [FALCO_CONFIG_DIR, UNIT_PATH, UNIT_DROPIN_DIR, STATE_DIR, FALCO_BINARY]) assert.ok(list.includes(p), p);
             const cond = expand(rule(SELF_PROTECTION_RULES.filesChanged).condition);
-            for (const p of [FALCO_CONFIG_DIR, UNIT_PATH, UNIT_DROPIN_DIR, STATE_DIR, FALCO_BINARY])
-                for (const field of ["fd.name", "fs.path.name", "fs.path.source", "fs.path.target"])
-                    assert.ok(cond.includes(`${field} = "${p}"`), `${field} = ${p}`);
-            for (const dir of [FALCO_CONFIG_DIR, UNIT_DROPIN_DIR, STATE_DIR])
-                assert.ok(cond.includes(`fd.name startswith "${dir}/"`), dir);
+            for (const field of ["fd.name", "fs.path.name", "fs.path.source", "fs.path.target", "evt.arg.oldpath", "evt.arg.newpath", "evt.arg.name"])
+                assert.ok(cond.includes(`${field} pmatch (${SELF_PROTECTION_LISTS.protectedPaths})`), field);
             assert.match(cond, /rename/);
             assert.match(cond, /unlinkat/);
+            assert.match(cond, /evt\.type = truncate and \(proc\.args contains "\/etc\/falco"/);
         });
 
         it("names our unit and matches it and the package units in systemctl command lines", () => {
@@ -214,7 +216,7 @@ describe("renderRuleFiles", () => {
 
         it("targets the Falco process by name in kill/tkill/tgkill and excepts Falco and systemd", () => {
             const r = rule(SELF_PROTECTION_RULES.signal);
-            assert.deepStrictEqual(conditionRefs(r.condition).evtTypes.sort(), ["kill", "kill", "tgkill", "tgkill", "tkill", "tkill"]);
+            assert.deepStrictEqual(conditionRefs(r.condition).evtTypes.sort(), ["kill", "kill", "pidfd_open", "pidfd_open", "tgkill", "tgkill", "tkill", "tkill"]);
             assert.match(r.condition, /evt\.arg\.pid = "falco"/);
             assert.match(r.condition, /evt\.arg\.tid = "falco"/);
             const excepted = r.exceptions[0].values.map((v: string[]) => v[0]);
@@ -226,7 +228,8 @@ describe("renderRuleFiles", () => {
             const custom = resolveHostSettings({ install: { source: "preinstalled", binaryPath: "/opt/falco/bin/falco-0.44" } });
             const text = renderRuleFiles(custom).map((f) => f.content).join("\n");
             assert.ok(!text.includes(`"${FALCO_BINARY}"`), "default binary path still watched");
-            assert.match(text, /fd\.name = "\/opt\/falco\/bin\/falco-0\.44"/);
+            const paths = ourItems(custom).find((i) => i.list === SELF_PROTECTION_LISTS.protectedPaths)!;
+            assert.ok(paths.items.includes("/opt/falco/bin/falco-0.44"));
             assert.match(text, /evt\.arg\.pid = "falco-0\.44"/);
             const list = ourItems(custom).find((i) => i.list === "falco_nodes_known_bpf_loaders")!;
             assert.ok(list.items.includes("/opt/falco/bin/falco-0.44"));
