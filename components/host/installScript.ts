@@ -1,6 +1,7 @@
 /**
- * Assembles the self-contained host scripts: the static `scripts/converge.sh` (a real, shellcheck-clean file
- * that reviewers read) followed by the bundle as data and the call to `main`.
+ * Assembles the self-contained host scripts: the static parts in `scripts/` (real, shellcheck-clean files that
+ * reviewers read: `converge.sh`, the common part with the entry point, then one file per concern), concatenated in
+ * `SCRIPT_PARTS` order, followed by the bundle as data and the call to `main`.
  *
  * The bundle goes in as a gzip'd tar, base64-encoded inside a quoted heredoc (`<<'FALCO_NODES_PAYLOAD'`): the
  * shell never interprets a byte of it, so no generated text is ever parsed as shell and no value needs quoting.
@@ -9,9 +10,31 @@
 import * as fs from "fs";
 import * as path from "path";
 
-/** The static host script (both actions, `converge` and `uninstall`). */
-export const CONVERGE_SCRIPT_PATH = path.join(__dirname, "scripts", "converge.sh");
-export const CONVERGE_SCRIPT: string = fs.readFileSync(CONVERGE_SCRIPT_PATH, "utf8");
+/** The directory of the static parts (copied next to the compiled module by scripts/build-package.js). */
+export const SCRIPTS_DIR = path.join(__dirname, "scripts");
+
+/**
+ * The parts of the host script, in assembly order. `converge.sh` comes first (shebang, shell options, constants);
+ * the others only define functions, so their order among themselves does not matter to bash.
+ */
+export const SCRIPT_PARTS: readonly string[] = [
+    "converge.sh",
+    "preflight.sh",
+    "bundle.sh",
+    "install.sh",
+    "k8saudit.sh",
+    "files.sh",
+    "units.sh",
+    "sshd.sh",
+    "firewall.sh",
+    "uninstall.sh",
+];
+
+/** The absolute path of each part, in `SCRIPT_PARTS` order. */
+export const SCRIPT_PART_PATHS: readonly string[] = SCRIPT_PARTS.map((p) => path.join(SCRIPTS_DIR, p));
+
+/** The static host script (both actions, `converge` and `uninstall`): the parts, one blank line between two. */
+export const CONVERGE_SCRIPT: string = SCRIPT_PART_PATHS.map((p) => fs.readFileSync(p, "utf8").trimEnd() + "\n").join("\n");
 
 /** The function the appended text defines; it writes the gzip'd tar to stdout. */
 export const PAYLOAD_FUNCTION = "falco_nodes_payload";
@@ -31,9 +54,8 @@ export function assembleScript(payload: Buffer, action: ScriptAction): string {
     const b64 = payload.toString("base64");
     const lines: string[] = [];
     for (let i = 0; i < b64.length; i += BASE64_LINE) lines.push(b64.slice(i, i + BASE64_LINE));
-    const script = CONVERGE_SCRIPT.endsWith("\n") ? CONVERGE_SCRIPT : CONVERGE_SCRIPT + "\n";
     return [
-        script.trimEnd(),
+        CONVERGE_SCRIPT.trimEnd(),
         "",
         `${PAYLOAD_FUNCTION}() {`,
         `    base64 -d <<'${PAYLOAD_DELIMITER}'`,

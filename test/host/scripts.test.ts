@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { renderBundle } from "../../components/host/bundle";
-import { assembleScript, CONVERGE_SCRIPT, CONVERGE_SCRIPT_PATH, splitScript } from "../../components/host/installScript";
+import { assembleScript, CONVERGE_SCRIPT, SCRIPT_PART_PATHS, SCRIPTS_DIR, splitScript } from "../../components/host/installScript";
 import {
     FALCO_MAIN_CONFIG,
     FALCO_RULES_D,
@@ -69,11 +69,26 @@ function withTempScripts<T>(texts: string[], fn: (files: string[]) => T): T {
 }
 
 describe("host scripts: static checks", () => {
-    it("converge.sh is shellcheck-clean (all severities) and parses", () => {
-        const r = shellcheck(CONVERGE_SCRIPT_PATH);
-        assert.equal(r.status, 0, r.output);
-        assert.equal(r.output, "");
-        assert.equal(spawnSync("bash", ["-n", CONVERGE_SCRIPT_PATH]).status, 0);
+    it("each part of the host script is shellcheck-clean (all severities) on its own and parses", () => {
+        for (const part of SCRIPT_PART_PATHS) {
+            const r = shellcheck(part);
+            assert.equal(r.status, 0, r.output);
+            assert.equal(r.output, "", part);
+            assert.equal(spawnSync("bash", ["-n", part]).status, 0, part);
+        }
+    });
+
+    it("assembles every script in scripts/ exactly once, converge.sh (the shebang and shell options) first", () => {
+        const onDisk = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh")).map((f) => path.join(SCRIPTS_DIR, f));
+        assert.deepEqual([...SCRIPT_PART_PATHS].sort(), onDisk.sort());
+        assert.equal(path.basename(SCRIPT_PART_PATHS[0]), "converge.sh");
+        assert.match(CONVERGE_SCRIPT, /^#!\/usr\/bin\/env bash\n/);
+        for (const part of SCRIPT_PART_PATHS) assert.ok(CONVERGE_SCRIPT.includes(fs.readFileSync(part, "utf8").trimEnd()), part);
+        // The parts only define functions: the one top-level command outside converge.sh would run before main.
+        for (const part of SCRIPT_PART_PATHS.slice(1)) {
+            const topLevel = fs.readFileSync(part, "utf8").split("\n").filter((l) => l !== "" && !/^[ #}]/.test(l) && !/^[a-z_0-9]+\(\) \{/.test(l));
+            assert.deepEqual(topLevel, [], `${part} has top-level commands`);
+        }
     });
 
     for (const [name, settings, secrets] of [
@@ -166,10 +181,12 @@ describe("converge.sh: the repository key pin (function run on its own)", () => 
     };
     const pin = (keyFile: string, fingerprint: string) => {
         const work = fs.mkdtempSync(path.join(dir, "work-"));
+        const script = path.join(dir, "converge.sh");
+        fs.writeFileSync(script, CONVERGE_SCRIPT);
         const r = spawnSync(
             "bash",
             ["-c", 'source "$1"; WORK=$2 P_KEY_URL=$3 P_KEY_FPR=$4; fetch_pinned_key; gpg --show-keys --with-colons "$WORK/falco.gpg"',
-                "test", CONVERGE_SCRIPT_PATH, work, `file://${keyFile}`, fingerprint],
+                "test", script, work, `file://${keyFile}`, fingerprint],
             { encoding: "utf8" },
         );
         const kept = r.stdout.split("\n").filter((l) => l.startsWith("fpr:")).map((l) => l.split(":")[9]);
@@ -408,7 +425,7 @@ describe("host scripts: real runs in a sandbox (mount namespace, overlays, fake 
         assert.equal(sb.run(managedBy().installScript).status, 0);
         sb.clearLogs();
         const before = sb.snapshot();
-        const bad = managedBy({ rules: { custom: { broken: "- rule: x\n  condition: INVALID_FOR_FALCO\n  output: x\n  priority: ERROR\n  desc: x\n" } } });
+        const bad = managedBy({ rules: { custom: { broken: "- rule: x\n  condition: evt.type = open and fd.STANDIN-INVALID = x\n  output: x\n  priority: ERROR\n  desc: x\n" } } });
         const r = sb.run(bad.installScript);
         assert.equal(r.status, 1);
         assert.match(r.stderr, /LOAD_ERR_COMPILE_CONDITION/, "Falco's own output is shown");

@@ -8,6 +8,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { SCRIPT_PARTS } from "../../components/host/installScript";
 import { installConsumer, run, writeConsumer } from "../support/consumer";
 import { fakeOpensshPrivateKey } from "../support/fakeSecrets";
 import { REPO_ROOT } from "../support/program";
@@ -91,9 +92,10 @@ describe("package: other programs import the components", function () {
         assert.match(root.types, /\.d\.ts$/);
     });
 
-    it("the tarball holds the JavaScript, the declarations and the converge script; no sources, tests or stacks", () => {
+    it("the tarball holds the JavaScript, the declarations and every part of the converge script; no sources, tests or stacks", () => {
         const files = packed.files.map((f) => f.path);
-        for (const f of ["dist/index.js", "dist/index.d.ts", "dist/host/falcoHost.js", "dist/aws/node.d.ts", "dist/cluster/falcoCluster.js", "dist/host/scripts/converge.sh"])
+        const scripts = SCRIPT_PARTS.map((p) => `dist/host/scripts/${p}`);
+        for (const f of ["dist/index.js", "dist/index.d.ts", "dist/host/falcoHost.js", "dist/aws/node.d.ts", "dist/cluster/falcoCluster.js", ...scripts])
             assert.ok(files.includes(f), `${f} is missing from the package`);
         const stray = files.filter((f) => /(^|\/)(test|stacks|\.github)\//.test(f) || (/\.ts$/.test(f) && !/\.d\.ts$/.test(f)));
         assert.deepStrictEqual(stray, [], "only what importers need");

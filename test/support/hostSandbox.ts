@@ -3,14 +3,16 @@
  * mount namespace (and an empty network namespace) where /etc and /var/lib are overlays whose writes land in the
  * sandbox's own directories, /run is a fresh tmpfs (with /run/systemd/system, so the script sees a systemd host,
  * unless asked not to), and /usr/local/sbin (first on the script's fixed PATH) holds fakes of systemctl,
- * journalctl, sysctl, sshd, curl, falcoctl, nft and cloud-init that keep their state in the sandbox. Falco itself is a fake
- * binary installed as `preinstalled`.
+ * journalctl, sysctl, sshd, curl, falcoctl, nft and cloud-init that keep their state in the sandbox. Falco itself is the
+ * e2e TEST STAND-IN binary (test/e2e/standin, held to a real Falco's outputs by test/standin/), installed as
+ * `preinstalled`.
  *
  * Nothing in the script knows about this: no test hooks, the production code paths run. What cannot be
  * exercised here (real systemd, packages, a real Falco) is the VM suite's job.
  *
  * Fake behaviour the tests rely on:
- * - falco `--dry-run` fails when any file under /etc/falco contains INVALID_FOR_FALCO;
+ * - falco `--dry-run` fails (LOAD_ERR_COMPILE_CONDITION, exit 1) when a config or rules file it loads contains
+ *   STANDIN-INVALID;
  * - `systemctl restart` fails when any file under /etc/falco contains FAIL_AT_START;
  * - `sshd -t` fails when any file under /etc/ssh/sshd_config.d contains BadDirective;
  * - `falcoctl artifact install` writes a small fake file per reference (`lib<name>.so` for `.../plugin/<name>`,
@@ -22,6 +24,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { standinBinary } from "./standin";
 
 export const FAKE_FALCO_VERSION = "0.44.1";
 
@@ -192,19 +195,6 @@ case "$1 ${"${"}2:-}" in
 esac
 `;
 
-const FAKE_FALCO = String.raw`#!/bin/bash
-printf '%s\n' "$*" >>__STATE__/falco.log
-if [[ " $* " == *" --version "* ]]; then
-    printf '%s\n' "Falco version: ${FAKE_FALCO_VERSION} (x86_64)" "Libs version:  0.22.1" "Plugin API:    3.10.0"
-    exit 0
-fi
-if grep -rqs INVALID_FOR_FALCO /etc/falco; then
-    echo "Error: /etc/falco/rules.d: LOAD_ERR_COMPILE_CONDITION: INVALID_FOR_FALCO is not a field"
-    exit 1
-fi
-echo "Falco dry run: configuration and rules loaded"
-`;
-
 export class HostSandbox {
     readonly root: string;
     /** The fake Falco: use as `install: { source: "preinstalled", binaryPath: sandbox.falco }`. */
@@ -213,7 +203,7 @@ export class HostSandbox {
 
     constructor() {
         this.root = fs.mkdtempSync(path.join(os.tmpdir(), "falco-nodes-sbx-"));
-        // The fake falco's path ends up in settings (binaryPath), which allow only [A-Za-z0-9._/-].
+        // The stand-in falco's path ends up in settings (binaryPath), which allow only [A-Za-z0-9._/-].
         if (!/^\/[A-Za-z0-9._\/-]+$/.test(this.root)) throw new Error(`sandbox path ${this.root} is not a plain path`);
         this.state = path.join(this.root, "state");
         for (const d of ["etc/upper", "etc/work", "varlib/upper", "varlib/work", "fakebin", "bin", "scripts"])
@@ -229,8 +219,12 @@ export class HostSandbox {
         write(path.join(this.root, "fakebin", "falcoctl"), FAKE_FALCOCTL);
         write(path.join(this.root, "fakebin", "nft"), FAKE_NFT);
         write(path.join(this.root, "fakebin", "cloud-init"), FAKE_CLOUD_INIT);
+        // The stand-in behind a wrapper that logs its arguments (`log("falco")`), as the other fakes do.
         this.falco = path.join(this.root, "bin", "falco");
-        write(this.falco, FAKE_FALCO);
+        const standin = path.join(this.root, "bin", "falco-standin");
+        fs.copyFileSync(standinBinary(FAKE_FALCO_VERSION), standin);
+        fs.chmodSync(standin, 0o755);
+        write(this.falco, `#!/bin/bash\nprintf '%s\\n' "$*" >>__STATE__/falco.log\nexec ${standin} "$@"\n`);
         // A host with sshd (its config includes the drop-in directory) that is running.
         fs.mkdirSync(path.join(this.root, "etc/upper/ssh/sshd_config.d"), { recursive: true });
         fs.writeFileSync(path.join(this.root, "etc/upper/ssh/sshd_config"), "Include /etc/ssh/sshd_config.d/*.conf\nPasswordAuthentication no\n");

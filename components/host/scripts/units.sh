@@ -1,0 +1,79 @@
+# shellcheck shell=bash
+# falco-nodes host script, units: the package's units, our unit's health, and the rollback when Falco does not come up.
+# A part of the one script components/host/installScript.ts assembles (see converge.sh); not run on its own.
+
+# The package's own units would run a second, unhardened Falco: mask them (only those present and not masked).
+# One `systemctl show` for all of them and --no-reload on disable/mask: each systemd reload costs seconds on a
+# busy or emulated host, so converge reloads once, later (NEED_DAEMON_RELOAD).
+# The same `systemctl show` also reads our unit's ActiveState (UNIT_ACTIVE_STATE), so that a no-op converge
+# asks systemd once, not twice.
+# shellcheck disable=SC2034 # CHANGED, NEED_DAEMON_RELOAD and UNIT_ACTIVE_STATE are read by converge (converge.sh)
+mask_package_units() {
+    local unit line k=0 i=0 lines=() load=() active=() to_mask=()
+    # A block of Key=value lines per unit, in the order asked, blocks separated by a blank line.
+    mapfile -t lines < <(systemctl show -p LoadState -p ActiveState -- "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}" 2>/dev/null || true)
+    for line in "${lines[@]}"; do
+        case $line in
+        "") k=$((k + 1)) ;;
+        LoadState=*) load[k]=${line#LoadState=} ;;
+        ActiveState=*) active[k]=${line#ActiveState=} ;;
+        esac
+    done
+    UNIT_ACTIVE_STATE=${active[0]:-}
+    for unit in "${PACKAGE_UNITS[@]}"; do
+        i=$((i + 1))
+        [[ ${load[i]:-} == loaded ]] || continue
+        log "masking the package's $unit (Falco runs as $P_UNIT_NAME)"
+        to_mask+=("$unit")
+    done
+    ((${#to_mask[@]} > 0)) || return 0
+    systemctl --no-reload disable --now --quiet -- "${to_mask[@]}" 2>/dev/null || true
+    systemctl --no-reload mask --quiet -- "${to_mask[@]}"
+    for unit in "${to_mask[@]}"; do
+        if ! grep -qxF -- "$unit" "$STATE_DIR/masked-units" 2>/dev/null; then
+            printf '%s\n' "$unit" >>"$STATE_DIR/masked-units"
+        fi
+    done
+    NEED_DAEMON_RELOAD=true
+    CHANGED=true
+}
+
+healthz_ok() {
+    [[ $P_WEBSERVER == true ]] || return 0
+    if ! command -v curl >/dev/null 2>&1; then return 0; fi
+    curl -fsS -o /dev/null --max-time 3 -- "http://127.0.0.1:$P_PORT/healthz" 2>/dev/null
+}
+
+# Healthy: active (and /healthz answering) on two probes in a row, so a crash loop between probes is not missed.
+wait_healthy() {
+    local deadline=$((SECONDS + HEALTH_TIMEOUT_SECONDS)) good=0
+    if [[ $P_WEBSERVER == true ]] && ! command -v curl >/dev/null 2>&1; then
+        warn "curl is not installed: checking only that $P_UNIT_NAME is active, not /healthz"
+    fi
+    while ((SECONDS < deadline)); do
+        if systemctl is-active --quiet -- "$P_UNIT_NAME" && healthz_ok; then
+            good=$((good + 1))
+            ((good < 2)) || return 0
+        else
+            good=0
+        fi
+        sleep 3
+    done
+    return 1
+}
+
+rollback_and_fail() {
+    local journal
+    journal=$(journalctl -u "$P_UNIT_NAME" -n 30 --no-pager 2>&1 || true)
+    warn "$P_UNIT_NAME did not become healthy within ${HEALTH_TIMEOUT_SECONDS}s: restoring the last good files"
+    restore_last_good
+    systemctl daemon-reload
+    if [[ -f $P_UNIT_PATH ]]; then
+        systemctl restart -- "$P_UNIT_NAME" || true
+    else
+        systemctl disable --now --quiet -- "$P_UNIT_NAME" 2>/dev/null || true
+        systemctl reset-failed -- "$P_UNIT_NAME" 2>/dev/null || true
+    fi
+    printf '%s\n' "--- journalctl -u $P_UNIT_NAME -n 30 ---" "$journal" >&2
+    die "Falco did not come up with the new bundle (journal above); the previous files were restored. Fix the settings and converge again"
+}
