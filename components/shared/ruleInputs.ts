@@ -41,6 +41,8 @@ export type K8sAuditVariant = (typeof K8sAuditVariant)[keyof typeof K8sAuditVari
 export interface RuleSetInputs {
     driver: Driver;
     install: { binaryPath: string };
+    /** The lowest priority Falco reports: the canary rule's priority. */
+    outputs: { minimumPriority: string };
     rules: { builtin: readonly BuiltinRuleSet[]; custom: Readonly<Record<string, string>> };
     k8sAudit: {
         enabled: boolean;

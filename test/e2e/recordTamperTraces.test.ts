@@ -6,7 +6,10 @@
  * (test/rules/tamperRows.test.ts); re-record after changing a snippet:
  *
  *   E2E_RECORD_TAMPER_TRACES=1 E2E_CACHE_DIR=/work/main/.cache/e2e flock /work/coord/vm.lock \
- *     npx mocha --config test/e2e/.mocharc.json test/e2e/recordTamperTraces.test.ts
+ *     npx mocha --config test/e2e/.mocharc.json --grep "record the tamper rows" test/e2e/recordTamperTraces.test.ts
+ *
+ * (`--grep`: mocha adds the config's spec to the file named; one row: `--grep "record the tamper rows.*kill-term"`.)
+ * Snippets run with stdin from /dev/null: `runc run` would otherwise read the rest of the script ssh feeds bash.
  *
  * The image has no strace: its Debian packages (and runc, for the runc row) are fetched on this machine with
  * `apt-get download` and served to the guest by the e2e HTTP server. Skipped unless E2E_RECORD_TAMPER_TRACES=1.
@@ -60,17 +63,17 @@ function recordScript(row: Row): string {
         // that notes its parent and runs the real modprobe under strace, with the argv and environment it was given.
         lines.push(
             `old=$(cat /proc/sys/kernel/modprobe)`,
-            `cat > /usr/local/sbin/modprobe-record <<EOF\n#!/bin/sh\necho "\\$(cat /proc/\\$PPID/comm) \\$(readlink /proc/\\$PPID/exe)" >> ${dir}/${row.id}.parent\nexec ${STRACE} -o ${trace}.k\\$\\$ /sbin/modprobe "\\$@"\nEOF`,
+            `cat > /usr/local/sbin/modprobe-record <<EOF\n#!/bin/sh\necho "\\$(cat /proc/\\$PPID/comm)|\\$(readlink /proc/\\$PPID/exe)|\\$(awk '/^PPid:/ {print \\$2}' /proc/\\$PPID/status)" >> ${dir}/${row.id}.parent\nexec ${STRACE} -o ${trace}.k\\$\\$ /sbin/modprobe "\\$@"\nEOF`,
             `chmod 0755 /usr/local/sbin/modprobe-record`,
             `echo /usr/local/sbin/modprobe-record > /proc/sys/kernel/modprobe`,
-            `(cd /tmp && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root bash ${dir}/${row.id}.sh) > ${dir}/${row.id}.out 2>&1; echo "rc=$?" >> ${dir}/${row.id}.out`,
+            `(cd /tmp && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root bash ${dir}/${row.id}.sh) < /dev/null > ${dir}/${row.id}.out 2>&1; echo "rc=$?" >> ${dir}/${row.id}.out`,
             `sleep 2; echo "$old" > /proc/sys/kernel/modprobe; rm -f /usr/local/sbin/modprobe-record`,
             `cat ${trace}.k* > ${trace} 2>/dev/null || : > ${trace}`,
             `rm -f ${trace}.k*`,
         );
     } else {
         lines.push(
-            `(cd /tmp && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root ${STRACE} -o ${trace} bash ${dir}/${row.id}.sh) > ${dir}/${row.id}.out 2>&1; echo "rc=$?" >> ${dir}/${row.id}.out`,
+            `(cd /tmp && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root ${STRACE} -o ${trace} bash ${dir}/${row.id}.sh) < /dev/null > ${dir}/${row.id}.out 2>&1; echo "rc=$?" >> ${dir}/${row.id}.out`,
         );
     }
     // exepath: the canonical path of each exec'd file (Falco: execve's trusted_exepath, resolved by the kernel).
@@ -134,7 +137,11 @@ describe("record the tamper rows' syscall fixtures (E2E_RECORD_TAMPER_TRACES=1)"
                         .filter(Boolean)
                         .map((l) => l.split("\t")),
                 ),
-                kernelParent: row.trace === "kernel-modprobe" ? (await vm.ssh(`sudo cat ${base}.parent`)).stdout.trim() : undefined,
+                // comm|exe|ppid of the process the kernel started modprobe from (a kworker: no exe, kthreadd's child).
+                kernelParent:
+                    row.trace === "kernel-modprobe"
+                        ? (([comm, exe, ppid]) => ({ comm, exe, ppid: Number(ppid) }))((await vm.readFile(`${base}.parent`)).trim().split("\n")[0].split("|"))
+                        : undefined,
             };
             fs.writeFileSync(path.join(TAMPER_FIXTURE_DIR, `${row.id}.strace`), await vm.readFile(`${base}.strace`));
             fs.writeFileSync(path.join(TAMPER_FIXTURE_DIR, `${row.id}.json`), JSON.stringify(fixture, null, 2) + "\n");

@@ -16,6 +16,10 @@ import { HostSettings, ResolvedHostSettings, resolveHostSettings } from "../../c
 import {
     APP_CONFIG_RULE,
     BASE_RULE_FILE,
+    CANARY_RULE,
+    CANARY_RULE_FILE,
+    canaryPath,
+    canaryToken,
     BUILTIN_RULE_FILES,
     CONVERGE_MARKER_ENV,
     FALCO_UNIT_STEM,
@@ -101,7 +105,7 @@ describe("renderRuleFiles", () => {
 
     it("emits the default set (self-protection) with its shared macros, in load order", () => {
         const names = renderRuleFiles(resolveHostSettings()).map((f) => f.fileName);
-        assert.deepStrictEqual(names, [BASE_RULE_FILE, BUILTIN_RULE_FILES["self-protection"]]);
+        assert.deepStrictEqual(names, [BASE_RULE_FILE, CANARY_RULE_FILE, BUILTIN_RULE_FILES["self-protection"]]);
     });
 
     it("orders built-in sets, then custom files by name, all named NN-name.yaml", () => {
@@ -111,6 +115,7 @@ describe("renderRuleFiles", () => {
         const names = renderRuleFiles(s).map((f) => f.fileName);
         assert.deepStrictEqual(names, [
             BASE_RULE_FILE,
+            CANARY_RULE_FILE,
             BUILTIN_RULE_FILES["self-protection"],
             BUILTIN_RULE_FILES["app-config-example"],
             "50-alpha.yaml",
@@ -121,8 +126,8 @@ describe("renderRuleFiles", () => {
         for (const n of names) assert.match(n, RULE_FILE_NAME_PATTERN);
     });
 
-    it("emits nothing of ours when no built-in set is chosen", () => {
-        assert.deepStrictEqual(renderRuleFiles(resolveHostSettings({ rules: { builtin: [] } })), []);
+    it("emits only the detection canary when no built-in set is chosen", () => {
+        assert.deepStrictEqual(renderRuleFiles(resolveHostSettings({ rules: { builtin: [] } })).map((f) => f.fileName), [CANARY_RULE_FILE]);
     });
 
     it("is deterministic", () => {
@@ -160,7 +165,7 @@ describe("renderRuleFiles", () => {
             });
 
             it("give every rule a description, output with fields, an alerting priority and our tags", () => {
-                const rules = items.filter((i) => i.rule);
+                const rules = items.filter((i) => i.rule && i.rule !== CANARY_RULE);
                 assert.ok(rules.length >= 6);
                 for (const r of rules) {
                     assert.ok(r.desc.length > 20, r.rule);
@@ -272,7 +277,7 @@ describe("renderRuleFiles", () => {
     describe("custom rule files", () => {
         it("carry the user's text verbatim after a header comment", () => {
             const text = "- rule: Mine\n  desc: d\n  condition: evt.num = 0\n  output: o\n  priority: NOTICE\n";
-            const file = renderRuleFiles(resolveHostSettings({ rules: { builtin: [], custom: { mine: text } } }))[0];
+            const file = renderRuleFiles(resolveHostSettings({ rules: { builtin: [], custom: { mine: text } } })).find((f) => f.fileName.startsWith("50-"))!;
             assert.strictEqual(file.fileName, "50-mine.yaml");
             assert.match(file.content, /^# Managed by falco-nodes/);
             assert.ok(file.content.endsWith(text));
@@ -287,7 +292,7 @@ describe("renderRuleFiles", () => {
             fc.assert(
                 fc.property(hostile, hostile, hostile, (name, condition, output) => {
                     const text = YAML.stringify([{ rule: name, desc: output, condition, output, priority: "NOTICE", tags: [name] }]);
-                    const content = renderRuleFiles(resolveHostSettings({ rules: { builtin: [], custom: { x: text } } }))[0].content;
+                    const content = renderRuleFiles(resolveHostSettings({ rules: { builtin: [], custom: { x: text } } })).find((f) => f.fileName === "50-x.yaml")!.content;
                     assert.deepStrictEqual(YAML.parse(content), YAML.parse(text));
                 }),
                 { numRuns: 300 },
@@ -303,7 +308,7 @@ describe("renderRuleFiles", () => {
                     } catch {
                         return; // rejected with a settings error: fine
                     }
-                    const [file] = renderRuleFiles(s);
+                    const file = renderRuleFiles(s).find((f) => f.fileName.startsWith("50-"))!;
                     assert.strictEqual(file.fileName, `50-${name}.yaml`);
                     assert.match(file.fileName, RULE_FILE_NAME_PATTERN);
                     assert.deepStrictEqual(YAML.parse(file.content), YAML.parse(text.replace(/^\uFEFF/, "")));
@@ -336,5 +341,28 @@ describe("the rules folder stands on its own", () => {
             ...shared.filter((i) => i.from.startsWith(".") && !i.from.startsWith("./")),
         ];
         assert.deepStrictEqual(bad, []);
+    });
+});
+
+describe("detection canary rule", () => {
+    it("reports an open for reading of this bundle's canary file on the host, at the lowest priority Falco outputs", () => {
+        for (const minimumPriority of ["notice", "warning", "debug"] as const) {
+            const s = resolveHostSettings({ outputs: { minimumPriority } });
+            const file = renderRuleFiles(s).find((f) => f.fileName === CANARY_RULE_FILE)!;
+            const items: Item[] = YAML.parse(file.content);
+            assert.deepStrictEqual(rulesSchemaErrors(items), []);
+            assert.deepStrictEqual(referenceProblems(items, { strictLists: true }), []);
+            const r = items.find((i) => i.rule === CANARY_RULE)!;
+            assert.strictEqual(r.priority, minimumPriority.toUpperCase());
+            assert.ok(r.condition.includes(`fd.name = "${canaryPath(s)}"`));
+            assert.match(r.condition, /evt\.is_open_read = true/);
+            assert.ok(r.output.includes(`falco_nodes_canary=${canaryToken(s)}`));
+        }
+    });
+
+    it("keeps its token when only settings outside the rules change (no Falco restart for an sshd change)", () => {
+        const a = resolveHostSettings();
+        assert.strictEqual(canaryToken(a), canaryToken(resolveHostSettings({ hardening: { sshd: { enabled: false } } })));
+        assert.notStrictEqual(canaryToken(a), canaryToken(resolveHostSettings({ rules: { builtin: ["app-config-example"] } })));
     });
 });

@@ -121,7 +121,26 @@ restart)
 esac
 `;
 
+/**
+ * journalctl. With a `_SYSTEMD_UNIT=` match (converge looking for the detection canary): the canary alert, in the
+ * JSON format of a real Falco's syslog line (shared/reference/falco/outputs/alert.*.json), when the unit is
+ * active, its canary rule file is installed and the canary file exists, i.e. what a detecting Falco would have
+ * logged after converge opened it; nothing when the state has `canary-silent` (a Falco whose events stall).
+ * Otherwise (the rollback's `-u UNIT -n 30`) a fixed journal.
+ */
 const FAKE_JOURNALCTL = String.raw`#!/bin/bash
+S=__STATE__
+unit=""
+for a in "$@"; do case $a in _SYSTEMD_UNIT=*) unit=${"${"}a#_SYSTEMD_UNIT=} ;; esac; done
+if [[ -n $unit ]]; then
+    printf '%s\n' "canary $*" >>"$S/journalctl.log"
+    [[ -e $S/active/$unit && ! -e $S/canary-silent ]] || exit 0
+    rule=/etc/falco/rules.d/05-falco-nodes-canary.yaml
+    token=$(grep -o 'falco_nodes_canary=[0-9a-f]*' "$rule" 2>/dev/null | head -1)
+    [[ -n $token && -e /run/falco-nodes-canary/${"${"}token#falco_nodes_canary=} ]] || exit 0
+    printf '{"hostname":"sandbox","output":"2026-12-01T00:00:00.000000000+0000: Notice Falco-nodes detection canary | %s process=bash parent=bash command=bash -s","priority":"Notice","rule":"Falco-nodes detection canary","source":"syscall","tags":["canary","falco-nodes","host"],"time":"2026-12-01T00:00:00.000000000Z"}\n' "$token"
+    exit 0
+fi
 printf '%s\n' "-- fake journal ($*) --" "falco[42]: FAIL_AT_START found: exiting"
 `;
 

@@ -11,7 +11,7 @@
  *   and for link/linkat `source` = the new name, `target` = the old one;
  * - `fd.name`, `fd.num`, `fd.typechar` of the fd an open returned (strace -y prints its path), and for a connected
  *   unix socket the socktuple form `<src>-><dst> <path>` (event.cpp, PT_SOCKTUPLE with AF_UNIX);
- * - `evt.is_open_write`: the open flags include O_WRONLY or O_RDWR;
+ * - `evt.is_open_write` / `evt.is_open_read`: the open flags include O_WRONLY or O_RDWR / O_RDONLY or O_RDWR;
  * - process fields from the process tree the trace shows (clone/fork/vfork return values, execve): `proc.name` is
  *   the comm (basename of the executed file, 15 bytes), `proc.exepath` the canonical path the recorder resolved
  *   (execve's `trusted_exepath`), `proc.args`, `proc.cmdline`, `proc.env[...]`, the parent and ancestors.
@@ -330,6 +330,11 @@ export function syscallExtractor(e: SyscallEvent): Extractor {
                 if (e.type === "creat") return "true";
                 const flags = e.type === "openat2" ? (/flags=([A-Z_|]+)/.exec(e.args[2])?.[1] ?? "") : (evtArg(e, "flags") ?? "");
                 return /\bO_(WRONLY|RDWR)\b/.test(flags) ? "true" : "false";
+            }
+            case "evt.is_open_read": {
+                if (!isOpen || e.type === "creat") return isOpen ? "false" : undefined;
+                const flags = e.type === "openat2" ? (/flags=([A-Z_|]+)/.exec(e.args[2])?.[1] ?? "") : (evtArg(e, "flags") ?? "");
+                return /\bO_(RDONLY|RDWR)\b/.test(flags) ? "true" : "false";
             }
             case "fd.num":
                 if (isOpen) return String(e.res);

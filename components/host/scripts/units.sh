@@ -62,10 +62,57 @@ wait_healthy() {
     return 1
 }
 
+# The detection canary (components/rules/canary.ts): open the canary file for reading, as the canary timer does,
+# and wait for Falco to report it in its own output, the journal (stdout or syslog output) or its output file.
+# Proves what /healthz does not (falco#3968): events reach the rules and alerts reach the outputs. Returns 0
+# when the alert came (or when no output converge can read is configured: then it warns), 1 when it did not.
+check_canary() {
+    local deadline=$((SECONDS + CANARY_TIMEOUT_SECONDS)) since size=0 dir=${P_CANARY_PATH%/*}
+    if [[ $P_CANARY_JOURNAL != true && -z $P_CANARY_FILE ]]; then
+        warn "no stdout, syslog or file output: converge cannot see the detection canary's alert (central alerting still can)"
+        return 0
+    fi
+    since=$(date +%s)
+    if [[ -n $P_CANARY_FILE && -f $P_CANARY_FILE ]]; then size=$(stat -c %s -- "$P_CANARY_FILE"); fi
+    if [[ ! -e $P_CANARY_PATH ]]; then
+        install -d -m 0755 -- "$dir"
+        : >"$P_CANARY_PATH"
+    fi
+    while ((SECONDS < deadline)); do
+        # The canary action itself: an open for reading (bash's own openat, O_RDONLY).
+        : <"$P_CANARY_PATH"
+        if canary_seen "$since" "$size"; then return 0; fi
+        sleep 2
+    done
+    return 1
+}
+
+# canary_seen SINCE SIZE: the canary alert with this bundle's token is in the journal since SINCE (epoch seconds)
+# or in the output file beyond byte SIZE.
+canary_seen() {
+    local marker="falco_nodes_canary=$P_CANARY_TOKEN"
+    if [[ $P_CANARY_JOURNAL == true ]] &&
+        journalctl -q -o cat --no-pager "_SYSTEMD_UNIT=$P_UNIT_NAME" --since "@$1" 2>/dev/null | grep -qF -- "$marker"; then
+        return 0
+    fi
+    [[ -n $P_CANARY_FILE && -f $P_CANARY_FILE ]] && tail -c "+$(($2 + 1))" -- "$P_CANARY_FILE" 2>/dev/null | grep -qF -- "$marker"
+}
+
+# The canary timer (components/host/unit.ts): enabled and started once its files are in place.
+ensure_canary_timer() {
+    bundle_has_group canary || return 0
+    if ! systemctl is-enabled --quiet -- "$P_CANARY_TIMER"; then
+        log "enabling $P_CANARY_TIMER (the detection canary, every few minutes)"
+        systemctl enable --now --quiet -- "$P_CANARY_TIMER"
+        CHANGED=true
+    fi
+}
+
+# rollback_and_fail [WHY]: the last good files back, Falco restarted on them, and a clear error.
 rollback_and_fail() {
-    local journal
+    local journal why=${1:-"did not become healthy within ${HEALTH_TIMEOUT_SECONDS}s"}
     journal=$(journalctl -u "$P_UNIT_NAME" -n 30 --no-pager 2>&1 || true)
-    warn "$P_UNIT_NAME did not become healthy within ${HEALTH_TIMEOUT_SECONDS}s: restoring the last good files"
+    warn "$P_UNIT_NAME $why: restoring the last good files"
     restore_last_good
     systemctl daemon-reload
     if [[ -f $P_UNIT_PATH ]]; then
