@@ -19,6 +19,10 @@
  *   `k8s_audit_rules.yaml` for `.../ruleset/k8saudit`), and fails when the state has `falcoctl-fail`;
  * - `nft -f` keeps the loaded file as the state's `nft-ruleset` (the "kernel's" table), `list table` succeeds while
  *   it exists, `delete table` removes it; `nft -c` fails when the state has `nft-reject`.
+ * - `systemctl show` also prints FragmentPath (the first unit file found along systemd's unit search path, in
+ *   systemd's order: src/basic/path-lookup.c `lookup_paths_init`), DropInPaths (every `*.conf` in a
+ *   `<unit>.d/` or `falco-.service.d/` directory of that path) and ExecStart (its `path=`) for our unit;
+ *   `show-environment` prints the state's `manager-env`, `set-environment`/`unset-environment` edit it.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -94,13 +98,31 @@ case $verb in
 show)
     # Like systemctl show -p LoadState -p ActiveState: a block per unit, in order, blank lines between.
     sep=""
+    search="/etc/systemd/system.control /run/systemd/system.control /run/systemd/transient /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system"
     for u in "${"${"}units[@]}"; do
         printf '%s' "$sep"
         sep=$'\n'
+        frag="" drop=()
+        for d in $search; do
+            if [[ -z $frag && -f $d/$u ]]; then frag=$d/$u; fi
+            for c in "$d/$u.d"/*.conf "$d/falco-.service.d"/*.conf; do [[ -f $c ]] && drop+=("$c"); done
+        done
         if [[ -e $S/masked/$u ]]; then echo LoadState=masked
-        elif [[ -e /etc/systemd/system/$u || -e $S/package-units/$u ]]; then echo LoadState=loaded
+        elif [[ -n $frag || -e $S/package-units/$u ]]; then echo LoadState=loaded
         else echo LoadState=not-found; fi
         if [[ -e $S/active/$u ]]; then echo ActiveState=active; else echo ActiveState=inactive; fi
+        if [[ $u == falco-nodes.service && -n $frag ]]; then
+            echo "FragmentPath=$frag"
+            echo "DropInPaths=${"${"}drop[*]}"
+            exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$frag" | tail -1)
+            echo "ExecStart={ path=$exe ; argv[]=$exe ; ignore_errors=no }"
+        fi
+    done ;;
+show-environment) cat "$S/manager-env" 2>/dev/null || printf 'LANG=C.UTF-8\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin\n' ;;
+set-environment) for v in "${"${"}units[@]}"; do echo "$v" >>"$S/manager-env"; done ;;
+unset-environment)
+    for v in "${"${"}units[@]}"; do
+        [[ -f $S/manager-env ]] && grep -v "^$v=" "$S/manager-env" >"$S/manager-env.new"; mv -f "$S/manager-env.new" "$S/manager-env" 2>/dev/null || true
     done ;;
 is-enabled) [[ -e $S/enabled/$u ]] ;;
 is-active) [[ -e $S/active/$u ]] ;;

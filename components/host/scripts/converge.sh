@@ -123,7 +123,10 @@ print_report() {
 
 converge() {
     local restart=false
-    CHANGED=false RESTARTED=false NEED_DAEMON_RELOAD=false UNIT_ACTIVE_STATE=""
+    # shellcheck disable=SC2034 # systemd's view of our unit: set by mask_package_units, read by check_unit_drift (units.sh)
+    CHANGED=false RESTARTED=false NEED_DAEMON_RELOAD=false UNIT_ACTIVE_STATE="" UNIT_LOAD_STATE="" DRIFT_REPAIRED=false
+    # shellcheck disable=SC2034
+    UNIT_FRAGMENT="" UNIT_DROPINS=() UNIT_EXEC=""
 
     unpack_bundle
     load_params
@@ -164,13 +167,16 @@ converge() {
     # One reload for everything (masks, unit files, enablement): each costs seconds on a busy or emulated host.
     if group_changed unit || group_changed unit-dropin-perf || group_changed firewall-unit || group_changed canary || [[ $NEED_DAEMON_RELOAD == true ]]; then
         systemctl daemon-reload
+        check_unit_drift reread
+    else
+        check_unit_drift cached
     fi
     ensure_canary_timer
     apply_firewall
     if group_changed sshd; then reload_sshd; fi
     # A restart is the only reliable way to apply config (SIGHUP is ignored by Falco 0.42-0.44), so it
     # happens exactly when Falco's files, unit or binary changed, or when Falco is not running.
-    if group_changed falco || group_changed unit || group_changed unit-dropin-perf || [[ $NEED_INSTALL == true || $ARTIFACTS_REPAIRED == true ]]; then
+    if group_changed falco || group_changed unit || group_changed unit-dropin-perf || [[ $NEED_INSTALL == true || $ARTIFACTS_REPAIRED == true || $DRIFT_REPAIRED == true ]]; then
         restart=true
     elif [[ $UNIT_ACTIVE_STATE != active ]] && ! systemctl is-active --quiet -- "$P_UNIT_NAME"; then
         log "$P_UNIT_NAME is not active"

@@ -11,15 +11,16 @@
 mask_package_units() {
     local unit line k=0 i=0 lines=() load=() active=() to_mask=()
     # A block of Key=value lines per unit, in the order asked, blocks separated by a blank line.
-    mapfile -t lines < <(systemctl show -p LoadState -p ActiveState -- "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}" 2>/dev/null || true)
+    mapfile -t lines < <(systemctl show -p LoadState -p ActiveState -p FragmentPath -p DropInPaths -p ExecStart -- "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}" 2>/dev/null || true)
     for line in "${lines[@]}"; do
         case $line in
         "") k=$((k + 1)) ;;
         LoadState=*) load[k]=${line#LoadState=} ;;
         ActiveState=*) active[k]=${line#ActiveState=} ;;
+        *) ((k > 0)) || unit_view_line "$line" ;;
         esac
     done
-    UNIT_ACTIVE_STATE=${active[0]:-}
+    UNIT_ACTIVE_STATE=${active[0]:-} UNIT_LOAD_STATE=${load[0]:-}
     for unit in "${PACKAGE_UNITS[@]}"; do
         i=$((i + 1))
         [[ ${load[i]:-} == loaded ]] || continue
@@ -36,6 +37,64 @@ mask_package_units() {
     done
     NEED_DAEMON_RELOAD=true
     CHANGED=true
+}
+
+# systemd's view of our unit, from `systemctl show -p FragmentPath -p DropInPaths -p ExecStart` lines.
+# shellcheck disable=SC2034 # read by check_unit_drift
+unit_view_line() {
+    case $1 in
+    FragmentPath=*) UNIT_FRAGMENT=${1#FragmentPath=} ;;
+    DropInPaths=*) read -r -a UNIT_DROPINS <<<"${1#DropInPaths=}" ;;
+    ExecStart=*)
+        UNIT_EXEC=${1#*path=}
+        UNIT_EXEC=${UNIT_EXEC%% *}
+        ;;
+    esac
+}
+
+# Unit drift: what systemd would run for our unit, compared with what converge installed. A unit file that
+# shadows ours (system.control/, /run/systemd/system, transient/, /usr/local/lib/...), a drop-in outside our
+# drop-in directory (prefix drop-ins, type drop-ins, /usr/lib/...), or a manager environment that preloads code
+# changes Falco's command line or environment without touching a file converge manages. Each is moved to
+# $STATE_DIR/quarantine (kept for the investigation), reported, and Falco restarted (DRIFT_REPAIRED).
+check_unit_drift() {
+    local view=${1:-cached} f name var lines=()
+    DRIFT_REPAIRED=false
+    if [[ $view == reread ]]; then
+        UNIT_FRAGMENT="" UNIT_DROPINS=() UNIT_EXEC=""
+        mapfile -t lines < <(systemctl show -p LoadState -p FragmentPath -p DropInPaths -p ExecStart -- "$P_UNIT_NAME" 2>/dev/null || true)
+        for f in "${lines[@]}"; do
+            case $f in LoadState=*) UNIT_LOAD_STATE=${f#LoadState=} ;; *) unit_view_line "$f" ;; esac
+        done
+    fi
+    [[ ${UNIT_LOAD_STATE:-} == loaded ]] || return 0
+    for f in ${UNIT_FRAGMENT:+"$UNIT_FRAGMENT"} "${UNIT_DROPINS[@]}"; do
+        [[ $f == "$P_UNIT_PATH" || $f == "$P_UNIT_DROPIN_DIR"/* ]] && continue
+        [[ -e $f || -L $f ]] || continue
+        warn "drift: systemd reads $f for $P_UNIT_NAME, which converge did not install: moving it to $STATE_DIR/quarantine"
+        name=$(printf '%s' "$f" | tr '/' '_')
+        install -d -m 0700 -- "$STATE_DIR/quarantine"
+        mv -f -- "$f" "$STATE_DIR/quarantine/$name"
+        DRIFT_REPAIRED=true
+    done
+    if [[ -n ${UNIT_EXEC:-} && $UNIT_EXEC != "$P_BINARY" && $DRIFT_REPAIRED == false ]]; then
+        warn "drift: systemd would start $UNIT_EXEC for $P_UNIT_NAME instead of $P_BINARY"
+        DRIFT_REPAIRED=true
+    fi
+    # The manager's own environment reaches every unit it starts (systemctl set-environment, DefaultEnvironment=).
+    while IFS= read -r var; do
+        case $var in
+        LD_PRELOAD=* | LD_LIBRARY_PATH=* | LD_AUDIT=*)
+            warn "drift: systemd's manager environment sets ${var%%=*}: unsetting it"
+            systemctl unset-environment -- "${var%%=*}"
+            DRIFT_REPAIRED=true
+            ;;
+        esac
+    done < <(systemctl show-environment 2>/dev/null || true)
+    if [[ $DRIFT_REPAIRED == true ]]; then
+        systemctl daemon-reload
+        CHANGED=true
+    fi
 }
 
 healthz_ok() {
