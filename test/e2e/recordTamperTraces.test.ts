@@ -15,6 +15,7 @@
  * `apt-get download` and served to the guest by the e2e HTTP server. Skipped unless E2E_RECORD_TAMPER_TRACES=1.
  */
 import * as assert from "assert";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -130,6 +131,8 @@ describe("record the tamper rows' syscall fixtures (E2E_RECORD_TAMPER_TRACES=1)"
             const out = await vm.readFile(`${base}.out`);
             const fixture = {
                 id: row.id,
+                // Which snippet this trace is of: the unit test refuses a trace of another version of the row.
+                snippetSha256: createHash("sha256").update(row.snippet).digest("hex"),
                 snippetOutput: out,
                 exepaths: Object.fromEntries(
                     (await vm.readFile(`${base}.exe`))

@@ -13,6 +13,8 @@ import { CANARY_RULE_FILE, canaryPath, canaryToken } from "../../components/rule
 import { HostSandbox, sandboxAvailable } from "../support/hostSandbox";
 
 describe("detection canary (host script in the sandbox)", function () {
+    // A silent canary is waited for as long as the script's CANARY_TIMEOUT_SECONDS (60 s) before converge gives up.
+    this.timeout(240_000);
     let sb: HostSandbox;
     const bundle = (settings: HostSettings = {}) =>
         renderBundle(resolveHostSettings({ ...settings, install: { source: "preinstalled", binaryPath: sb.falco } }));

@@ -6,6 +6,7 @@
  * ours. Re-record the fixtures after changing a snippet (test/e2e/recordTamperTraces.test.ts).
  */
 import * as assert from "assert";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
@@ -28,6 +29,8 @@ interface Row {
     needs?: string[];
     trace?: string;
     asOnANode?: { reparent: { exepath: string; parentName: string; parentExepath: string } };
+    /** Set only while a row's trace has not been (re-)recorded yet: the row is then reported pending, with why. */
+    recording?: string;
 }
 
 const ROWS: Row[] = YAML.parse(fs.readFileSync(path.join(__dirname, "tamper-rows.yaml"), "utf8"));
@@ -42,6 +45,11 @@ const threatModel = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "th
 function reported(row: Row): { rules: Set<string>; hits: string[] } {
     const trace = loadTrace(row.id);
     assert.ok(trace, `no fixture for row ${row.id}: record it (test/e2e/recordTamperTraces.test.ts)`);
+    assert.strictEqual(
+        trace.fixture.snippetSha256,
+        createHash("sha256").update(row.snippet).digest("hex"),
+        `the fixture of row ${row.id} is a trace of another version of its snippet: re-record it`,
+    );
     const events = traceEvents(trace.strace, trace.fixture, row.asOnANode);
     assert.ok(events.length > 0, `fixture ${row.id} has no events`);
     const rules = new Set<string>();
@@ -81,6 +89,14 @@ describe("tamper rows", () => {
         assert.ok(ROWS.find((r) => r.id === "detection-canary")!.snippet.includes(`cat ${canaryPath(settings)}`));
     });
 
+    it("marks a row pending only while its fixture is missing or stale", () => {
+        for (const row of ROWS.filter((r) => r.recording)) {
+            const trace = loadTrace(row.id);
+            const fresh = trace?.fixture.snippetSha256 === createHash("sha256").update(row.snippet).digest("hex");
+            assert.ok(!fresh, `row ${row.id} is marked "recording: ${row.recording}" but its fixture is current: remove the marker`);
+        }
+    });
+
     it("the logrotate row runs the postrotate command components/host/logrotate.ts renders", () => {
         const row = ROWS.find((r) => r.id === "logrotate-reopen")!;
         assert.ok(row.snippet.includes(LOGROTATE_REOPEN_COMMAND), "the row's postrotate differs from the rendered one");
@@ -88,7 +104,12 @@ describe("tamper rows", () => {
 
     for (const row of ROWS) {
         const title = row.alert ? `${row.id}: reported by "${row.alert}"` : `${row.id}: none of our rules${row.central ? ` (caught centrally: ${row.central})` : ""}`;
-        it(title, () => {
+        it(title, function () {
+            if (row.recording) {
+                // Not silently: the row is listed as pending with the reason, and the well-formedness test below
+                // fails once its fixture matches (so the marker cannot outlive the recording).
+                this.skip();
+            }
             const { rules, hits } = reported(row);
             if (row.alert) {
                 assert.ok(rules.has(row.alert), `${row.id} (${row.why}): not reported; reported: ${JSON.stringify(hits, null, 1)}`);

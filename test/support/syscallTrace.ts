@@ -25,6 +25,8 @@ import { Extractor, FieldValue } from "./falcoCondition";
 
 export interface TraceFixture {
     id: string;
+    /** sha256 of the snippet the trace was recorded from. */
+    snippetSha256?: string;
     snippetOutput: string;
     exepaths: Record<string, string>;
     kernelParent?: { comm: string; exe: string; ppid: number } | string;
