@@ -5,10 +5,21 @@
  * enabled. The rule itself is checked against a recorded trace in test/rules/canary.test.ts.
  */
 import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { renderBundle } from "../../components/host/bundle";
 import { UNIT_NAME } from "../../components/host/paths";
 import { HostSettings, resolveHostSettings } from "../../components/host/settings";
-import { CANARY_TIMER_NAME, CANARY_TIMER_PATH, CANARY_UNIT_PATH } from "../../components/host/unit";
+import {
+    CANARY_TIMER_NAME,
+    CANARY_TIMER_PATH,
+    CANARY_UNIT_NAME,
+    CANARY_UNIT_PATH,
+    renderCanaryService,
+    renderCanaryTimer,
+} from "../../components/host/unit";
 import { CANARY_RULE_FILE, canaryPath, canaryToken } from "../../components/rules";
 import { HostSandbox, sandboxAvailable } from "../support/hostSandbox";
 
@@ -68,5 +79,25 @@ describe("detection canary (host script in the sandbox)", function () {
         assert.notEqual(canaryToken(s1), canaryToken(s2));
         assert.equal(canaryToken(s1), canaryToken(resolveHostSettings({})));
         assert.match(canaryPath(s1), /^\/run\/falco-nodes-canary\/[0-9a-f]{16}$/);
+    });
+});
+
+describe("detection canary units", () => {
+    it("pass systemd's own loader (systemd-analyze verify) and open exactly the bundle's canary file for reading", function () {
+        if (spawnSync("systemd-analyze", ["--version"]).status !== 0) this.skip();
+        const s = resolveHostSettings();
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "canary-units-"));
+        try {
+            fs.writeFileSync(path.join(dir, CANARY_UNIT_NAME), renderCanaryService(s));
+            fs.writeFileSync(path.join(dir, CANARY_TIMER_NAME), renderCanaryTimer());
+            const r = spawnSync("systemd-analyze", ["verify", "--man=no", path.join(dir, CANARY_TIMER_NAME), path.join(dir, CANARY_UNIT_NAME)], {
+                encoding: "utf8",
+            });
+            assert.equal(r.status, 0, r.stderr);
+            assert.equal(r.stderr.trim(), "");
+            assert.ok(renderCanaryService(s).includes(`\nExecStart=cat ${canaryPath(s)}\n`));
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
     });
 });
