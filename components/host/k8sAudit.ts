@@ -69,7 +69,7 @@ export function k8sAuditArtifacts(s: ResolvedHostSettings): K8sAuditArtifact[] {
     ];
 }
 
-/** The upstream rules file to list in `rules_files` (before ours), or undefined. */
+/** The upstream rules file to list in `rules_files` (after our built-in files: see falcoConfig.ts `rulesFiles`), or undefined. */
 export function k8sAuditUpstreamRulesPath(s: ResolvedHostSettings): string | undefined {
     return k8sAuditArtifacts(s).find((a) => a.kind === "rulesfile")?.path;
 }
