@@ -14,10 +14,11 @@
  * the k8saudit port to everyone (firewall rule). Filling the disk is not detected by a rule: Falco keeps running
  * (its outputs do not need the disk, the alert file stops growing) and the heartbeat shows it.
  *
- * Known gaps, so nobody over-trusts these rules: a SIGKILL may kill Falco before it reports the kill;
- * `pidfd_send_signal`, `fchmodat2` and the new mount API (`move_mount`) reach Falco as generic events without
- * their arguments and are not matched; a root attacker can mimic converge (see `falco_nodes_converge`). The
- * heartbeat (`metrics.output_rule`) going missing centrally is the backstop for all of them.
+ * Known gaps, so nobody over-trusts these rules (docs/threat-model.md has each with its tamper row): SIGKILL and
+ * SIGSTOP take effect before Falco can report them; `pidfd_send_signal`, `truncate`, `fchmodat2` and the new mount
+ * API (`move_mount`) reach Falco as generic events without their arguments (the pidfd's `pidfd_open` and
+ * truncate's command line are matched instead); a root attacker can mimic converge (see `falco_nodes_converge`).
+ * The heartbeat (`metrics.output_rule`) and the detection canary going missing centrally are the backstop.
  */
 import * as path from "path";
 import {
@@ -223,9 +224,8 @@ const anyOf = (field: string, op: string, values: readonly string[]) => `(${valu
  * - path syscalls, by fs.path.* (falcosecurity/libs `userspace/libsinsp/sinsp_filtercheck_fspath.cpp`: set only on
  *   success, and a relative path is resolved against the cwd, never the dirfd) and, for the *at forms, also by the
  *   syscall's own path parameter, which `evt.arg.*` renders resolved against its dirfd (libsinsp event.cpp
- *   `sinsp_evt::get_base_dir`): `renameat(dirfd_of_/etc/falco, "x", ...)` from another cwd is seen that way only;
- * - truncate(2), a generic event without arguments in Falco's event table (events.md): only its command line can
- *   name the file (`truncate -s0 /etc/falco/falco.yaml`); a program calling truncate(2) itself is not seen.
+ *   `sinsp_evt::get_base_dir`): `renameat(dirfd_of_/etc/falco, "x", ...)` from another cwd is seen that way only.
+ * truncate(2) is separate (truncateOf): a generic event, without the arguments these tests read.
  */
 function changeOf(list: string): string {
     const p = (field: string) => `${field} pmatch (${list})`;
@@ -244,7 +244,10 @@ function changeOf(list: string): string {
     ].join("\n");
 }
 
-/** truncate(2) is a generic event (no arguments in events.md): only the command line can name the file. */
+/**
+ * truncate(2) is a generic event in Falco's event table (events.md: no arguments): only the command line can name
+ * the file (`truncate -s0 /etc/falco/falco.yaml`); a program calling truncate(2) or ftruncate(2) itself is not seen.
+ */
 function truncateOf(paths: readonly string[]): string {
     return `(evt.type = truncate and ${anyOf("proc.args", "contains", paths)})`;
 }
