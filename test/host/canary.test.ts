@@ -21,24 +21,17 @@ import {
     renderCanaryTimer,
 } from "../../components/host/unit";
 import { CANARY_RULE_FILE, canaryPath, canaryToken } from "../../components/rules";
-import { HostSandbox, sandboxAvailable } from "../support/hostSandbox";
+import { useSandbox } from "../support/hostSandbox";
 
 describe("detection canary (host script in the sandbox)", function () {
     // A silent canary is waited for as long as the script's CANARY_TIMEOUT_SECONDS (60 s) before converge gives up.
     this.timeout(240_000);
-    let sb: HostSandbox;
+    const sandbox = useSandbox();
     const bundle = (settings: HostSettings = {}) =>
-        renderBundle(resolveHostSettings({ ...settings, install: { source: "preinstalled", binaryPath: sb.falco } }));
-
-    before(function () {
-        if (!sandboxAvailable()) this.skip();
-    });
-    beforeEach(() => {
-        sb = new HostSandbox();
-    });
-    afterEach(() => sb?.cleanup());
+        renderBundle(resolveHostSettings({ ...settings, install: { source: "preinstalled", binaryPath: sandbox().falco } }));
 
     it("converge waits for the canary alert of this bundle's token, and enables the canary timer", () => {
+        const sb = sandbox();
         const b = bundle();
         const r = sb.run(b.installScript);
         assert.equal(r.status, 0, r.stderr);
@@ -51,6 +44,7 @@ describe("detection canary (host script in the sandbox)", function () {
     });
 
     it("rolls back a restart whose Falco reports no canary, with a clear error", () => {
+        const sb = sandbox();
         const first = sb.run(bundle().installScript);
         assert.equal(first.status, 0, first.stderr);
         sb.mark("canary-silent");
@@ -63,6 +57,7 @@ describe("detection canary (host script in the sandbox)", function () {
     });
 
     it("fails a no-op converge while Falco runs but detects nothing, changing nothing", () => {
+        const sb = sandbox();
         const b = bundle();
         assert.equal(sb.run(b.installScript).status, 0);
         sb.mark("canary-silent");

@@ -10,20 +10,14 @@ import * as fs from "fs";
 import { renderBundle } from "../../components/host/bundle";
 import { STATE_DIR, UNIT_DROPIN_DIR } from "../../components/host/paths";
 import { resolveHostSettings } from "../../components/host/settings";
-import { HostSandbox, sandboxAvailable } from "../support/hostSandbox";
+import { useSandbox } from "../support/hostSandbox";
 
 describe("unit drift (host script in the sandbox)", function () {
-    let sb: HostSandbox;
+    const sandbox = useSandbox();
 
-    before(function () {
-        if (!sandboxAvailable()) this.skip();
-    });
-    beforeEach(() => {
-        sb = new HostSandbox();
-    });
-    afterEach(() => sb?.cleanup());
 
     it("quarantines a shadowing unit and a foreign drop-in, unsets LD_PRELOAD, reports and restarts; keeps local drop-ins", () => {
+        const sb = sandbox();
         const b = renderBundle(resolveHostSettings({ install: { source: "preinstalled", binaryPath: sb.falco } }));
         assert.equal(sb.run(b.installScript).status, 0);
         const shadow = "/etc/systemd/system.control/falco-nodes.service";

@@ -391,3 +391,19 @@ export class HostSandbox {
         fs.rmSync(this.root, { recursive: true, force: true });
     }
 }
+
+/**
+ * For a mocha suite of sandbox runs: skips the suite where the sandbox cannot run, gives each test a fresh
+ * sandbox (the returned getter) and cleans it up after.
+ */
+export function useSandbox(): () => HostSandbox {
+    let sb: HostSandbox | undefined;
+    before(function () {
+        if (!sandboxAvailable()) this.skip();
+    });
+    beforeEach(() => {
+        sb = new HostSandbox();
+    });
+    afterEach(() => sb?.cleanup());
+    return () => sb!;
+}
