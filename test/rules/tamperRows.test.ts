@@ -31,6 +31,8 @@ interface Row {
     asOnANode?: { reparent: { exepath: string; parentName: string; parentExepath: string } };
     /** Set only while a row's trace has not been (re-)recorded yet: the row is then reported pending, with why. */
     recording?: string;
+    /** The recorded trace lacks what Falco's event has: the row is reported pending, with why (its trace must be current). */
+    modelGap?: string;
 }
 
 const ROWS: Row[] = YAML.parse(fs.readFileSync(path.join(__dirname, "tamper-rows.yaml"), "utf8"));
@@ -102,9 +104,21 @@ describe("tamper rows", () => {
         assert.ok(row.snippet.includes(LOGROTATE_REOPEN_COMMAND), "the row's postrotate differs from the rendered one");
     });
 
+    it("runc by hand from a root shell (the trace as recorded) is reported; only under a container runtime's shim is it quiet", () => {
+        const row = ROWS.find((r) => r.id === "runc-device-filter")!;
+        assert.ok(row.asOnANode);
+        const { rules } = reported({ ...row, asOnANode: undefined });
+        assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad), JSON.stringify([...rules]));
+    });
+
     for (const row of ROWS) {
         const title = row.alert ? `${row.id}: reported by "${row.alert}"` : `${row.id}: none of our rules${row.central ? ` (caught centrally: ${row.central})` : ""}`;
         it(title, function () {
+            if (row.modelGap) {
+                const trace = loadTrace(row.id);
+                assert.strictEqual(trace?.fixture.snippetSha256, createHash("sha256").update(row.snippet).digest("hex"), `re-record ${row.id}`);
+                this.skip();
+            }
             if (row.recording) {
                 // Not silently: the row is listed as pending with the reason, and the well-formedness test below
                 // fails once its fixture matches (so the marker cannot outlive the recording).

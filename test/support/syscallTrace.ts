@@ -143,11 +143,28 @@ export function traceEvents(strace: string, fixture: TraceFixture, opts: TraceOp
 
     // Who forked whom, first: a vfork child (and often a fork child) runs, and execs, before strace prints the
     // parent's return value, so the tree must be known before the events are replayed.
+    // A CLONE_THREAD child is a thread of its creator's process: Falco's proc.* fields of a thread are those of
+    // its process (the thread group), so the model gives both the same process.
     const parentOf = new Map<number, number>();
-    for (const m of strace.matchAll(/^(\d+)\s+(?:<\.\.\. (?:clone3?|v?fork) resumed>|(?:clone3?|v?fork)\().*\)\s+=\s+(\d+)$/gm))
-        parentOf.set(Number(m[2]), Number(m[1]));
+    const threadOf = new Map<number, number>();
+    const cloneFlags = new Map<number, string>();
+    for (const m of strace.matchAll(/^(\d+)\s+(clone3?\(.*|<\.\.\. clone3? resumed>.*|v?fork\(.*|<\.\.\. v?fork resumed>.*)$/gm)) {
+        const pid = Number(m[1]);
+        if (/ <unfinished \.\.\.>$/.test(m[2])) {
+            cloneFlags.set(pid, m[2]);
+            continue;
+        }
+        const whole = m[2].startsWith("<...") ? (cloneFlags.get(pid) ?? "") + m[2] : m[2];
+        const ret = /\)\s+=\s+(\d+)$/.exec(whole);
+        if (!ret) continue;
+        (/CLONE_THREAD/.test(whole) ? threadOf : parentOf).set(Number(ret[1]), pid);
+    }
     const procOf = (pid: number): Proc => {
         let p = procs.get(pid);
+        if (!p && threadOf.has(pid)) {
+            p = procOf(threadOf.get(pid)!);
+            procs.set(pid, p);
+        }
         if (!p) {
             const parent = parentOf.has(pid) ? procs.get(parentOf.get(pid)!) : undefined;
             // Before its first exec a child is a copy of its parent (comm, exe, argv, env, cwd).
@@ -188,7 +205,9 @@ export function traceEvents(strace: string, fixture: TraceFixture, opts: TraceOp
             proc.argv = cStringArray(args[type === "execve" ? 1 : 2]);
             proc.env = cStringArray(args[type === "execve" ? 2 : 3]);
             proc.comm = path.posix.basename(file).slice(0, 15);
-            proc.exepath = fixture.exepaths[file] ?? file;
+            // /proc/self/exe (runc re-executing itself as `runc init`) is the process's own executable (the comm
+            // is the kernel's basename of the path, "exe"); the recorder's readlink of that path named its own.
+            if (file !== "/proc/self/exe") proc.exepath = fixture.exepaths[file] ?? file;
             const rp = opts.reparent;
             if (rp && proc.exepath === rp.exepath && proc.parent?.exepath !== rp.exepath)
                 proc.parent = { pid: -2, parent: proc.parent, comm: rp.parentName.slice(0, 15), exepath: rp.parentExepath, argv: [], env: [], cwd: "/" };
