@@ -56,18 +56,12 @@
  * Lifting it: as an exempt identity, `pulumi up` with `protection.enabled: false`, or
  * `kubectl delete validatingadmissionpolicybinding <release>-protect-falco`.
  */
-import { chartNames } from "./names";
+import { CONTROLLER_IDENTITIES, chartNames } from "./names";
 import type { ResolvedClusterSettings } from "./settings";
 
 const kubeSystem = (name: string) => `system:serviceaccount:kube-system:${name}`;
 
-/** Controllers that must be able to finish deletions and rotations the deployer started: exempt throughout. */
-export const CONTROLLER_IDENTITIES = [
-    "system:kube-controller-manager",
-    kubeSystem("generic-garbage-collector"),
-    kubeSystem("namespace-controller"),
-    kubeSystem("root-ca-cert-publisher"),
-] as const;
+export { CONTROLLER_IDENTITIES };
 
 /** Controllers that create (and replace) Falco's pods: the DaemonSet, Falcosidekick's ReplicaSets, the UI's Redis. */
 export const POD_CREATORS = [kubeSystem("daemon-set-controller"), kubeSystem("replicaset-controller"), kubeSystem("statefulset-controller")] as const;

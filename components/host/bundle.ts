@@ -12,7 +12,7 @@
  * secret value of its own; FalcoHost needs none: the secret stdin itself changes).
  */
 import { createHash } from "crypto";
-import { renderRuleFiles } from "../rules";
+import { canaryPath, canaryToken, renderRuleFiles } from "../rules";
 import { renderFalcoConfig, renderSecretsConfig } from "./falcoConfig";
 import { renderSshdConfig, renderSysctlConf } from "./hardening";
 import { assembleScript, CONVERGE_SCRIPT } from "./installScript";
@@ -38,7 +38,16 @@ import {
 } from "./paths";
 import { HostSecrets, HostSettingsError, httpOutputNeedsUrl, ResolvedHostSettings } from "./settings";
 import { deterministicTarGz, TarEntry } from "./tar";
-import { PERF_EVENT_PARANOID_DROPIN_PATH, renderPerfEventParanoidDropIn, renderUnit } from "./unit";
+import {
+    CANARY_TIMER_NAME,
+    CANARY_TIMER_PATH,
+    CANARY_UNIT_PATH,
+    PERF_EVENT_PARANOID_DROPIN_PATH,
+    renderCanaryService,
+    renderCanaryTimer,
+    renderPerfEventParanoidDropIn,
+    renderUnit,
+} from "./unit";
 
 /** What a change to a file means on the host. */
 export const FileGroup = {
@@ -62,6 +71,8 @@ export const FileGroup = {
     Firewall: "firewall",
     /** The oneshot unit loading that allowlist at boot: daemon-reload and enable. */
     FirewallUnit: "firewall-unit",
+    /** The detection canary's service and timer: daemon-reload and enable the timer. */
+    Canary: "canary",
 } as const;
 export type FileGroup = (typeof FileGroup)[keyof typeof FileGroup];
 
@@ -143,6 +154,12 @@ export function bundleParams(s: ResolvedHostSettings): Record<string, string> {
         k8saudit_tls_certificate: (s.k8sAudit.enabled && s.k8sAudit.tls.certificatePath) || "",
         firewall_table: FIREWALL_TABLE,
         firewall_unit_name: FIREWALL_UNIT_NAME,
+        // The detection canary (rules/canary.ts): what converge opens, and where it looks for the alert.
+        canary_path: canaryPath(s),
+        canary_token: canaryToken(s),
+        canary_journal: String(s.outputs.stdout || s.outputs.syslog),
+        canary_timer: CANARY_TIMER_NAME,
+        canary_file: s.outputs.file.enabled && PARAM_VALUE.test(s.outputs.file.path) ? s.outputs.file.path : "",
     };
     for (const [name, value] of Object.entries(params))
         if (!PARAM_VALUE.test(value)) throw new Error(`bundle parameter ${name} has characters outside its allowlist`);
@@ -189,6 +206,8 @@ function renderFiles(s: ResolvedHostSettings, secrets: HostSecrets | undefined):
     // sshd reads its config as root; nobody else needs to read which ciphers are allowed.
     add(SSHD_DROPIN_PATH, MODE_SECRET, FileGroup.Sshd, renderSshdConfig(s));
     add(LOGROTATE_PATH, MODE_PUBLIC, FileGroup.Logrotate, renderLogrotate(s));
+    add(CANARY_UNIT_PATH, MODE_PUBLIC, FileGroup.Canary, renderCanaryService(s));
+    add(CANARY_TIMER_PATH, MODE_PUBLIC, FileGroup.Canary, renderCanaryTimer());
     if (firewallEnabled(s)) {
         add(FIREWALL_RULES_PATH, MODE_FALCO, FileGroup.Firewall, renderFirewallRules(s));
         add(FIREWALL_UNIT_PATH, MODE_PUBLIC, FileGroup.FirewallUnit, renderFirewallUnit());

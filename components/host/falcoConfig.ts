@@ -7,7 +7,9 @@
  * the upstream `config.schema.json`; the schema is not shipped, so production code relies on the typed
  * settings plus the reserved-key check instead).
  */
+import * as path from "path";
 import * as YAML from "yaml";
+import { CUSTOM_RULE_FILE_PREFIX } from "../rules";
 import { k8sAuditPlugins, k8sAuditUpstreamRulesPath } from "./k8sAudit";
 import { FALCO_CONFIG_D, FALCO_DEFAULT_RULES, FALCO_RULES_D, SECRET_PLACEHOLDER_PREFIX } from "./paths";
 import { HostSecrets, RESERVED_EXTRA_KEYS, ResolvedHostSettings, httpOutputNeedsUrl } from "./settings";
@@ -119,10 +121,24 @@ function rulesFiles(s: ResolvedHostSettings, ruleFileNames: string[]): string[] 
     }
     // Our files are listed one by one rather than as the directory: a stray file dropped into rules.d (by
     // hand, by falcoctl, by an intruder) is not loaded, and the list is in name order whatever the caller did.
-    const ours = [...ruleFileNames].sort().map((n) => `${FALCO_RULES_D}/${n}`);
-    // Upstream's k8saudit rules (installed by converge with falcoctl) before ours, so ours can append to them.
+    const sorted = [...ruleFileNames].sort().map((n) => `${FALCO_RULES_D}/${n}`);
+    const isCustom = (f: string) => path.posix.basename(f).startsWith(CUSTOM_RULE_FILE_PREFIX);
+    // Load order matters with `rule_matching: first` (below): Falco reports only the first rule, in load order,
+    // whose condition matches an event (falcosecurity/falco userspace/engine/evttype_index_ruleset.cpp,
+    // `evttype_index_ruleset::run`: it returns at the first match unless matching is `all`). Upstream's rules match
+    // broadly ("Disallowed K8s User" matches every request by a user outside its list, "Attach/Exec Pod" every
+    // exec), so loaded first they would replace our Critical tamper alerts by their Warning and Notice. Hence our
+    // built-in files first, then the package's and the k8saudit plugin's rules, then the user's files (last, so
+    // they can append to and override both). The cost, stated: an event one of our rules reports is not also
+    // reported by an upstream rule it matches. `rule_matching: all` would report both, at the price of
+    // evaluating every rule for every event instead of stopping at the first match.
     const k8sAuditRules = k8sAuditUpstreamRulesPath(s);
-    const files = [...(s.rules.defaultRules ? [FALCO_DEFAULT_RULES] : []), ...(k8sAuditRules ? [k8sAuditRules] : []), ...ours];
+    const files = [
+        ...sorted.filter((f) => !isCustom(f)),
+        ...(s.rules.defaultRules ? [FALCO_DEFAULT_RULES] : []),
+        ...(k8sAuditRules ? [k8sAuditRules] : []),
+        ...sorted.filter(isCustom),
+    ];
     if (files.length === 0)
         throw new Error(
             "no rules to load: rules.defaultRules is false and there are no rules.builtin or rules.custom files; " +

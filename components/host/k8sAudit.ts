@@ -9,7 +9,10 @@
  */
 import { commentLines } from "./comments";
 import { ARTIFACTS_DIR, FIREWALL_RULES_PATH, FIREWALL_TABLE, FIREWALL_UNIT_PATH, UNIT_NAME } from "./paths";
+import { firewallEnabled } from "../shared/ruleInputs";
 import { isIpv6, K8sAuditVariant, ResolvedHostSettings } from "./settings";
+
+export { firewallEnabled };
 
 /** Upstream's webhook path (the API server's webhook kubeconfig points here). */
 export const K8SAUDIT_ENDPOINT = "/k8s-audit";
@@ -66,7 +69,7 @@ export function k8sAuditArtifacts(s: ResolvedHostSettings): K8sAuditArtifact[] {
     ];
 }
 
-/** The upstream rules file to list in `rules_files` (before ours), or undefined. */
+/** The upstream rules file to list in `rules_files` (after our built-in files: see falcoConfig.ts `rulesFiles`), or undefined. */
 export function k8sAuditUpstreamRulesPath(s: ResolvedHostSettings): string | undefined {
     return k8sAuditArtifacts(s).find((a) => a.kind === "rulesfile")?.path;
 }
@@ -128,11 +131,6 @@ export function k8sAuditPlugins(s: ResolvedHostSettings): { entries: FalcoPlugin
 
 // --- firewall ----------------------------------------------------------------------------------------------
 
-/** Whether this host gets the nftables allowlist (and its unit). */
-export function firewallEnabled(s: ResolvedHostSettings): boolean {
-    const k = s.k8sAudit;
-    return k.enabled && k.variant === K8sAuditVariant.Webhook && k.firewall;
-}
 
 /** `allowedSources` split by family, deduplicated, in a stable order. */
 export function allowedSourcesByFamily(s: ResolvedHostSettings): { v4: string[]; v6: string[] } {

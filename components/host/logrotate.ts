@@ -10,7 +10,7 @@
  * `resolveHostSettings`, so it needs no quoting.
  */
 import { commentLines } from "./comments";
-import { LOGROTATE_PATH, UNIT_NAME } from "./paths";
+import { LOGROTATE_PATH, REOPEN_SYSTEMCTL_ARGS, UNIT_NAME } from "./paths";
 import { ResolvedHostSettings } from "./settings";
 
 /** One logrotate directive for the alert file, with its reason. */
@@ -28,7 +28,7 @@ export interface LogrotateDirective {
  */
 export const LOGROTATE_REOPEN_COMMAND =
     `if /bin/systemctl --quiet is-active ${UNIT_NAME}; then ` +
-    `/bin/systemctl kill --kill-who=main --signal=USR1 ${UNIT_NAME}; fi`;
+    `/bin/systemctl ${REOPEN_SYSTEMCTL_ARGS.join(" ")}; fi`;
 
 /** The directives for `s`, in order (without the postrotate script). */
 export function logrotateDirectives(s: ResolvedHostSettings): LogrotateDirective[] {

@@ -9,20 +9,13 @@
 import { isIPv4, isIPv6 } from "net";
 import * as YAML from "yaml";
 import { z } from "zod";
+import { BuiltinRuleSet, Driver, K8sAuditVariant } from "../shared/ruleInputs";
 import { zodProblems } from "../validation";
+
+export { BuiltinRuleSet, Driver, K8sAuditVariant };
 
 const UNKNOWN_HOST_SETTING = "unknown setting; check the spelling against HostSettings (settings.ts)";
 
-/** The kernel driver Falco uses to capture events. */
-export const Driver = {
-    /** CO-RE eBPF, built into Falco; needs kernel >= 5.8 with BTF (`/sys/kernel/btf/vmlinux`). Least privilege. */
-    ModernEbpf: "modern_ebpf",
-    /** The kernel module. Works on old kernels; needs full root privileges (it loads a module). */
-    Kmod: "kmod",
-    /** Decide on the host at converge time: `modern_ebpf` when the kernel is >= 5.8 with BTF, else `kmod`. */
-    Auto: "auto",
-} as const;
-export type Driver = (typeof Driver)[keyof typeof Driver];
 
 /** Where the Falco package comes from. */
 export const InstallSource = {
@@ -60,14 +53,6 @@ export const PerfEventParanoid = {
 } as const;
 export type PerfEventParanoid = (typeof PerfEventParanoid)[keyof typeof PerfEventParanoid];
 
-/** The project's own rule sets, switchable by name. */
-export const BuiltinRuleSet = {
-    /** Tampering with Falco itself: stopping/masking the unit, signals, edits to config, unit or binary, driver loads. */
-    SelfProtection: "self-protection",
-    /** The seed guide's example: writes below `/app/config/`. Opt-in. */
-    AppConfigExample: "app-config-example",
-} as const;
-export type BuiltinRuleSet = (typeof BuiltinRuleSet)[keyof typeof BuiltinRuleSet];
 
 export interface InstallSettings {
     /** Where Falco comes from. Default `apt`; use `rpm` for RHEL/Amazon Linux, `package-file` when air-gapped. */
@@ -188,17 +173,6 @@ export interface HardeningSettings {
     sshd?: SshdHardeningSettings;
 }
 
-/** Where a host's Kubernetes audit events come from. */
-export const K8sAuditVariant = {
-    /**
-     * The API server posts audit events to this host (`k8saudit` plugin, an HTTP(S) listener): self-managed
-     * clusters (kubeadm, k3s, ...), configured with the audit policy and webhook kubeconfig `npm run render` writes.
-     */
-    Webhook: "webhook",
-    /** The host polls the EKS cluster's CloudWatch audit log (`k8saudit-eks` plugin). Needs AWS credentials. */
-    Eks: "eks",
-} as const;
-export type K8sAuditVariant = (typeof K8sAuditVariant)[keyof typeof K8sAuditVariant];
 
 export interface K8sAuditPluginVersions {
     /** The `k8saudit` plugin (webhook variant), exact `X.Y.Z`. Default `0.18.0`. */

@@ -13,6 +13,8 @@
  *
  * Pure: settings in, unit text out.
  */
+import * as path from "path";
+import { canaryPath } from "../rules";
 import { commentLines } from "./comments";
 import { FALCO_MAIN_CONFIG, UNIT_DROPIN_DIR, UNIT_NAME, UNIT_PATH } from "./paths";
 import { ResolvedHostSettings } from "./settings";
@@ -40,7 +42,7 @@ export interface UnitOmission {
 
 /** A `[Section]` of the unit. */
 export interface UnitSection {
-    readonly name: "Unit" | "Service" | "Install";
+    readonly name: "Unit" | "Service" | "Install" | "Timer";
     readonly directives: readonly UnitDirective[];
     readonly notSet: readonly UnitOmission[];
 }
@@ -645,4 +647,82 @@ export function renderPerfEventParanoidDropIn(): string {
             notSet: [],
         },
     ]);
+}
+
+// --- the detection canary timer ----------------------------------------------------------------------------
+
+export const CANARY_UNIT_NAME = "falco-nodes-canary.service";
+export const CANARY_TIMER_NAME = "falco-nodes-canary.timer";
+export const CANARY_UNIT_PATH = `/etc/systemd/system/${CANARY_UNIT_NAME}`;
+export const CANARY_TIMER_PATH = `/etc/systemd/system/${CANARY_TIMER_NAME}`;
+/** How often the timer performs the canary action: central alerting expects a canary alert at least this often. */
+export const CANARY_INTERVAL = "5min";
+
+/**
+ * The oneshot service the canary timer starts: it opens the canary file for reading (`cat`), which Falco reports
+ * as "Falco-nodes detection canary" (components/rules/canary.ts). Nothing else: no network, no writes but the
+ * runtime directory holding the (empty) canary file.
+ */
+export function renderCanaryService(s: ResolvedHostSettings): string {
+    const file = canaryPath(s);
+    return renderSections(
+        [`# ${CANARY_UNIT_PATH}: the detection canary's action, started by ${CANARY_TIMER_NAME}.`, "# Managed by falco-nodes: converge overwrites this file."],
+        [
+            {
+                name: "Unit",
+                directives: [
+                    { key: "Description", value: "falco-nodes detection canary (an open Falco must report)", why: "What it is." },
+                    { key: "After", value: UNIT_NAME, why: "Only useful once Falco runs." },
+                ],
+                notSet: [],
+            },
+            {
+                name: "Service",
+                directives: [
+                    { key: "Type", value: "oneshot", why: "One action per start." },
+                    {
+                        key: "RuntimeDirectory",
+                        value: path.posix.basename(path.posix.dirname(file)),
+                        why: "The canary file's directory under /run (a tmpfs: recreated after a reboot).",
+                    },
+                    { key: "RuntimeDirectoryPreserve", value: "yes", why: "Converge opens the same file between two runs." },
+                    { key: "ExecStart", value: `touch ${file}`, why: "The canary file (empty); opening it for writing is not the canary." },
+                    { key: "ExecStart", value: `cat ${file}`, why: "The canary action: an open for reading of this bundle's canary file." },
+                    { key: "PrivateNetwork", value: "yes", why: "Needs no network." },
+                    { key: "ProtectSystem", value: "strict", why: "Writes nothing but its runtime directory." },
+                    { key: "ProtectHome", value: "yes", why: "Reads nothing in /home." },
+                    { key: "NoNewPrivileges", value: "yes", why: "Runs two coreutils." },
+                ],
+                notSet: [],
+            },
+        ],
+    );
+}
+
+/** The timer: the canary action after boot and every CANARY_INTERVAL, so its alert is an end-to-end heartbeat. */
+export function renderCanaryTimer(): string {
+    return renderSections(
+        [`# ${CANARY_TIMER_PATH}: starts ${CANARY_UNIT_NAME} periodically.`, "# Managed by falco-nodes: converge overwrites this file."],
+        [
+            {
+                name: "Unit",
+                directives: [{ key: "Description", value: "falco-nodes detection canary, periodically", why: "What it is." }],
+                notSet: [],
+            },
+            {
+                name: "Timer",
+                directives: [
+                    { key: "OnBootSec", value: "2min", why: "Once Falco has had time to start after boot." },
+                    { key: "OnUnitActiveSec", value: CANARY_INTERVAL, why: "Then at this interval: central alerting expects the canary alert this often." },
+                    { key: "AccuracySec", value: "30s", why: "Close enough to the interval for a missing-heartbeat alert." },
+                ],
+                notSet: [],
+            },
+            {
+                name: "Install",
+                directives: [{ key: "WantedBy", value: "timers.target", why: "Started with the other timers at boot." }],
+                notSet: [],
+            },
+        ],
+    );
 }

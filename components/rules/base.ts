@@ -24,10 +24,13 @@ export function baseRuleItems(): FalcoRuleItem[] {
     return [
         {
             macro: BASE_MACROS.openWrite,
-            // The same test as upstream's `open_write`, plus creat(2), which always opens for writing.
+            // The same test as upstream's `open_write`, plus creat(2), which always opens for writing, and
+            // open_by_handle_at(2), which opens a file by handle (no path in the call; Falco's event carries the
+            // path and flags of what was opened: events.md).
             condition:
                 "((evt.type in (open, openat, openat2) and evt.is_open_write = true and fd.typechar = 'f' and fd.num >= 0)\n" +
-                " or (evt.type = creat and fd.num >= 0))",
+                " or (evt.type = creat and fd.num >= 0)\n" +
+                " or (evt.type = open_by_handle_at and fd.num >= 0 and (evt.arg.flags contains O_WRONLY or evt.arg.flags contains O_RDWR)))",
         },
         { macro: BASE_MACROS.spawnedProcess, condition: "(evt.type in (execve, execveat))" },
         {

@@ -3,9 +3,10 @@
  * Falco loads them in a fixed order (falco.yaml lists them one by one in that order).
  */
 import * as YAML from "yaml";
-import { BuiltinRuleSet, ResolvedHostSettings } from "../host/settings";
+import { BuiltinRuleSet, RuleSetInputs } from "../shared/ruleInputs";
 import { appConfigExampleRuleItems } from "./appConfigExample";
 import { baseRuleItems } from "./base";
+import { canaryRuleItems } from "./canary";
 import { k8sAuditTamperRuleItems } from "./k8sAuditTamper";
 import { selfProtectionRuleItems } from "./selfProtection";
 import { FalcoRuleItem, RuleFile } from "./types";
@@ -21,6 +22,7 @@ export {
     protectedPaths,
     selfProtectionRuleItems,
 } from "./selfProtection";
+export { CANARY_DIR, CANARY_RULE, canaryMarker, canaryPath, canaryRuleItems, canaryToken } from "./canary";
 export { APP_CONFIG_DIR, APP_CONFIG_RULE, appConfigExampleRuleItems } from "./appConfigExample";
 export {
     K8S_AUDIT_SOURCE,
@@ -32,6 +34,8 @@ export {
 } from "./k8sAuditTamper";
 
 export const BASE_RULE_FILE = "00-falco-nodes-base.yaml";
+/** The detection canary (always: converge waits for its alert). */
+export const CANARY_RULE_FILE = "05-falco-nodes-canary.yaml";
 export const BUILTIN_RULE_FILES: Record<BuiltinRuleSet, string> = {
     [BuiltinRuleSet.SelfProtection]: "10-falco-nodes-self-protection.yaml",
     [BuiltinRuleSet.AppConfigExample]: "20-falco-nodes-app-config-example.yaml",
@@ -77,7 +81,7 @@ export function renderRuleItems(items: (FalcoRuleItem | FalcoRequiredEngineVersi
     return header(what) + doc.toString({ lineWidth: 0, minContentWidth: 0, blockQuote: "literal" });
 }
 
-function itemsFor(set: BuiltinRuleSet, s: ResolvedHostSettings): FalcoRuleItem[] {
+function itemsFor(set: BuiltinRuleSet, s: RuleSetInputs): FalcoRuleItem[] {
     switch (set) {
         case BuiltinRuleSet.SelfProtection:
             return selfProtectionRuleItems(s);
@@ -88,14 +92,15 @@ function itemsFor(set: BuiltinRuleSet, s: ResolvedHostSettings): FalcoRuleItem[]
 
 /**
  * Every file for `/etc/falco/rules.d`, in load order: shared macros (when any built-in set is on), the
- * built-in sets, the k8s_audit tamper rules (with `k8sAudit`), then `rules.custom` as `50-<name>.yaml` with the user's text verbatim after a header comment.
+ * detection canary (always), the built-in sets, the k8s_audit tamper rules (with `k8sAudit`), then `rules.custom` as `50-<name>.yaml` with the user's text verbatim after a header comment.
  */
-export function renderRuleFiles(s: ResolvedHostSettings): RuleFile[] {
+export function renderRuleFiles(s: RuleSetInputs): RuleFile[] {
     const files: RuleFile[] = [];
     const ours = (items: FalcoRuleItem[], what: string): string =>
         renderRuleItems([{ required_engine_version: REQUIRED_ENGINE_VERSION }, ...items], what);
     const builtin = BUILTIN_ORDER.filter((set) => s.rules.builtin.includes(set));
     if (builtin.length) files.push({ fileName: BASE_RULE_FILE, content: ours(baseRuleItems(), "shared macros") });
+    files.push({ fileName: CANARY_RULE_FILE, content: ours(canaryRuleItems(s), "detection canary") });
     for (const set of builtin)
         files.push({ fileName: BUILTIN_RULE_FILES[set], content: ours(itemsFor(set, s), `rule set ${set}`) });
     if (s.k8sAudit.enabled && s.k8sAudit.tamperRules)

@@ -15,9 +15,8 @@
  * `replicas` in the output are what the request set, if it set them); a request denied by the protection policy
  * is still reported (response code 403), which is wanted: the attempt is the news.
  */
-import { chartNames } from "../cluster/names";
-import { CONTROLLER_IDENTITIES } from "../cluster/protection";
-import { ResolvedHostSettings } from "../host/settings";
+import { CONTROLLER_IDENTITIES, chartNames } from "../shared/names";
+import { RuleSetInputs } from "../shared/ruleInputs";
 import { FalcoRuleItem, falcoString } from "./types";
 
 export const K8S_AUDIT_SOURCE = "k8s_audit";
@@ -79,7 +78,7 @@ const WHO_WHAT =
 
 const quoted = (values: readonly string[]) => values.map(falcoString).join(", ");
 
-export function k8sAuditTamperRuleItems(s: ResolvedHostSettings): FalcoRuleItem[] {
+export function k8sAuditTamperRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
     const k = s.k8sAudit;
     const ns = falcoString(k.falcoNamespace);
     const names = chartNames(k.falcoReleaseName);

@@ -65,7 +65,7 @@ export interface RuleFile {
  * validated binary path) go through here, so anything that would need escaping is a bug and throws.
  */
 export function falcoString(value: string): string {
-    if (!/^[A-Za-z0-9 ._\/:@+-]+$/.test(value))
+    if (!/^[A-Za-z0-9 ._\/:@+=*?\[-]+$/.test(value))
         throw new Error(`refusing to put ${JSON.stringify(value)} in a Falco condition: unexpected characters`);
     return `"${value}"`;
 }
@@ -78,4 +78,4 @@ export function belowOrAt(field: string, dir: string): string {
 /** The common output tail: who did it, from where (the same fields the default rules print). */
 export const WHO_FIELDS =
     "user=%user.name user_uid=%user.uid user_loginuid=%user.loginuid process=%proc.name " +
-    "proc_exepath=%proc.exepath parent=%proc.pname gparent=%proc.aname[2] command=%proc.cmdline terminal=%proc.tty";
+    "proc_exepath=%proc.exepath parent=%proc.pname gparent=%proc.aname[2] command=%proc.cmdline terminal=%proc.tty container_id=%container.id";

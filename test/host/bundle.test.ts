@@ -19,7 +19,8 @@ import {
 } from "../../components/host/paths";
 import { HostSettings, HostSettingsError, resolveHostSettings } from "../../components/host/settings";
 import { deterministicTarGz } from "../../components/host/tar";
-import { PERF_EVENT_PARANOID_DROPIN_PATH } from "../../components/host/unit";
+import { CANARY_UNIT_PATH, PERF_EVENT_PARANOID_DROPIN_PATH } from "../../components/host/unit";
+import { CANARY_RULE_FILE } from "../../components/rules";
 import { decodePayload } from "../support/payload";
 
 const render = (settings: HostSettings = {}, secrets?: { httpOutputUrl?: string }) =>
@@ -50,7 +51,8 @@ describe("renderBundle", () => {
         const rulePath = `${FALCO_RULES_D}/50-mine.yaml`;
         assert.deepEqual(a.files.map((f) => f.path), b.files.map((f) => f.path));
         const differing = a.files.filter((f, i) => f.content !== b.files[i].content).map((f) => f.path);
-        assert.deepEqual(differing, [rulePath]);
+        // With the rules, the detection canary's token (rule and timer service): it proves the new rules are loaded.
+        assert.deepEqual(differing, [`${FALCO_RULES_D}/${CANARY_RULE_FILE}`, rulePath, CANARY_UNIT_PATH]);
         assert.notEqual(a.installScript, b.installScript);
     });
 

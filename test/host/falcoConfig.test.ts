@@ -69,8 +69,14 @@ describe("renderFalcoConfig", () => {
             assert.deepStrictEqual(r.main.plugins.map((p: Config) => p.name), ["container"]);
         });
 
-        it("loads the package rules, then our files one by one in name order", () => {
-            assert.deepStrictEqual(r.main.rules_files, [FALCO_DEFAULT_RULES, ...r.names.map((n) => `${FALCO_RULES_D}/${n}`)]);
+        it("loads our built-in files one by one in name order, then the package rules (rule_matching: first reports ours)", () => {
+            assert.deepStrictEqual(r.main.rules_files, [...r.names.map((n) => `${FALCO_RULES_D}/${n}`), FALCO_DEFAULT_RULES]);
+            assert.strictEqual(r.main.rule_matching, "first");
+        });
+
+        it("loads the user's files last, so they can append to both ours and upstream's", () => {
+            const files = YAML.parse(renderFalcoConfig(resolveHostSettings(), ["50-mine.yaml", "00-falco-nodes-base.yaml"])).rules_files;
+            assert.deepStrictEqual(files, [`${FALCO_RULES_D}/00-falco-nodes-base.yaml`, FALCO_DEFAULT_RULES, `${FALCO_RULES_D}/50-mine.yaml`]);
         });
 
         it("leaves engine.kind to the unit's command line", () => {

@@ -159,12 +159,12 @@ describe("k8sAudit artifacts and falco.yaml", () => {
             if (p.name !== "container") assert.ok(k8sAuditArtifacts(s).some((a) => a.path === p.library_path), p.library_path);
     });
 
-    it("lists upstream's k8saudit rules after the package rules and before ours", () => {
+    it("lists our files first, then the package rules and upstream's k8saudit rules (ours win with rule_matching: first)", () => {
         const s = resolveHostSettings(WEBHOOK);
         const names = renderRuleFiles(s).map((f) => f.fileName);
         assert.ok(names.includes(K8S_AUDIT_TAMPER_RULE_FILE));
         const upstream = k8sAuditArtifacts(s).find((a) => a.kind === "rulesfile")!.path;
-        assert.deepStrictEqual(config(WEBHOOK).rules_files, [FALCO_DEFAULT_RULES, upstream, ...names.map((n) => `${FALCO_RULES_D}/${n}`)]);
+        assert.deepStrictEqual(config(WEBHOOK).rules_files, [...names.map((n) => `${FALCO_RULES_D}/${n}`), FALCO_DEFAULT_RULES, upstream]);
         const without = config({ k8sAudit: { ...WEBHOOK.k8sAudit, upstreamRules: false } });
         assert.ok(!without.rules_files.includes(upstream));
     });

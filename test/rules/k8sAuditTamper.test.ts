@@ -1,5 +1,9 @@
 import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
 import * as YAML from "yaml";
+import { buildFalcoConfig } from "../../components/host/falcoConfig";
+import { FALCO_DEFAULT_RULES, FALCO_RULES_D } from "../../components/host/paths";
 import { chartNames } from "../../components/cluster/names";
 import { CONTROLLER_IDENTITIES, renderProtection } from "../../components/cluster/protection";
 import { resolveClusterSettings } from "../../components/cluster/settings";
@@ -12,7 +16,8 @@ import {
     renderRuleFiles,
 } from "../../components/rules";
 import { fieldProblem, referenceProblems, rulesSchemaErrors } from "../support/falcoReference";
-import { AuditEvent, firingRules } from "../support/k8sAuditEval";
+import { AuditEvent, firingRules, reportedRule } from "../support/k8sAuditEval";
+import { referencePath } from "../support/reference";
 
 type Item = Record<string, any>;
 
@@ -194,5 +199,53 @@ describe("k8s_audit tamper rules", () => {
             assert.deepStrictEqual(fire(exec("ResponseComplete", 403)), [K8S_TAMPER_RULES.exec]);
             assert.deepStrictEqual(fire({ ...exec("ResponseStarted", 101), objectRef: { resource: "pods", subresource: "exec", namespace: "web", name: "x" } }), []);
         });
+    });
+});
+
+describe("k8s_audit tamper rules in the whole loaded set (Falco's load order, rule_matching: first)", () => {
+    // Upstream's k8saudit rules, unmodified: falcosecurity/plugins plugins/k8saudit/rules/k8s_audit_rules.yaml at
+    // 029593e335101df1d4f0734a8d447ed8db718203 (what converge installs with falcoctl as k8saudit-rules).
+    const upstream: Item[] = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "fixtures", "k8saudit", "k8s_audit_rules.yaml"), "utf8"));
+    const defaults: Item[] = YAML.parse(fs.readFileSync(referencePath("falco", "falco_rules.yaml"), "utf8"));
+    const s = resolveHostSettings(ON);
+    const files = renderRuleFiles(s);
+    const ours = new Map(files.map((f) => [`${FALCO_RULES_D}/${f.fileName}`, YAML.parse(f.content) as Item[]]));
+    /** Every file falco.yaml lists, in its order, as Falco loads them. */
+    const loaded = (order: string[]): Item[] =>
+        order.flatMap((p) => ours.get(p) ?? (p === FALCO_DEFAULT_RULES ? defaults : p.endsWith("/k8s_audit_rules.yaml") ? upstream : assert.fail(`unknown rules file ${p}`)));
+    const order = buildFalcoConfig(s, files.map((f) => f.fileName)).rules_files as string[];
+    const names = chartNames("falco");
+    const ds = { resource: "daemonsets", apiGroup: "apps", namespace: "falco", name: names.falco };
+    const exec = (ns: string, name: string): AuditEvent => ({
+        stage: "ResponseStarted",
+        verb: "create",
+        user: { username: "alice" },
+        requestURI: `/api/v1/namespaces/${ns}/pods/${name}/exec?command=sh`,
+        objectRef: { resource: "pods", subresource: "exec", namespace: ns, name },
+        responseStatus: { code: 101 },
+    });
+
+    it("loads upstream's k8saudit rules (both files are in the set)", () => {
+        assert.ok(order.some((p) => p.endsWith("/k8s_audit_rules.yaml")), order.join(" "));
+        assert.ok(upstream.some((i) => i.rule === "Disallowed K8s User") && upstream.some((i) => i.rule === "Attach/Exec Pod"));
+    });
+
+    it("reports our Critical rule, not upstream's Warning or Notice, for deleting Falco's DaemonSet or a shell in its pod", () => {
+        const items = loaded(order);
+        assert.strictEqual(reportedRule(items, event("delete", ds)), K8S_TAMPER_RULES.workload);
+        assert.strictEqual(reportedRule(items, exec("falco", "falco-abcde")), K8S_TAMPER_RULES.exec);
+    });
+
+    it("leaves upstream's rules reporting what ours do not match", () => {
+        const items = loaded(order);
+        assert.strictEqual(reportedRule(items, exec("web", "shop-1")), "Attach/Exec Pod");
+        assert.strictEqual(reportedRule(items, event("delete", { resource: "configmaps", namespace: "web", name: "x" })), "Disallowed K8s User");
+    });
+
+    it("would lose our alerts to upstream's with upstream loaded first (the old order: the check can fail)", () => {
+        const old = [...order.filter((p) => !ours.has(p)), ...order.filter((p) => ours.has(p))];
+        const items = loaded(old);
+        assert.strictEqual(reportedRule(items, event("delete", ds)), "Disallowed K8s User");
+        assert.strictEqual(reportedRule(items, exec("falco", "falco-abcde")), "Attach/Exec Pod");
     });
 });

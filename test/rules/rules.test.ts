@@ -16,9 +16,14 @@ import { HostSettings, ResolvedHostSettings, resolveHostSettings } from "../../c
 import {
     APP_CONFIG_RULE,
     BASE_RULE_FILE,
+    CANARY_RULE,
+    CANARY_RULE_FILE,
+    canaryPath,
+    canaryToken,
     BUILTIN_RULE_FILES,
     CONVERGE_MARKER_ENV,
     FALCO_UNIT_STEM,
+    SELF_PROTECTION_LISTS,
     SELF_PROTECTION_RULES,
     renderRuleFiles,
 } from "../../components/rules";
@@ -73,7 +78,7 @@ describe("condition tokenizer (test support)", () => {
                 { macro: "m", condition: "evt.num = 0" },
                 {
                     rule: "r",
-                    condition: "m and no_such_macro and proc.nosuch = x and evt.type in (open, nosuchcall, pidfd_send_signal) and proc.name in (nosuch_list)",
+                    condition: "m and no_such_macro and proc.nosuch = x and evt.type in (open, nosuchcall, pidfd_send_signal) and fd.name = x and proc.name in (nosuch_list)",
                     output: "x %proc.name %evt.arg.nosuchparam %fd.bogus",
                     exceptions: [{ name: "e", fields: ["proc.bogus"] }],
                 },
@@ -100,7 +105,7 @@ describe("renderRuleFiles", () => {
 
     it("emits the default set (self-protection) with its shared macros, in load order", () => {
         const names = renderRuleFiles(resolveHostSettings()).map((f) => f.fileName);
-        assert.deepStrictEqual(names, [BASE_RULE_FILE, BUILTIN_RULE_FILES["self-protection"]]);
+        assert.deepStrictEqual(names, [BASE_RULE_FILE, CANARY_RULE_FILE, BUILTIN_RULE_FILES["self-protection"]]);
     });
 
     it("orders built-in sets, then custom files by name, all named NN-name.yaml", () => {
@@ -110,6 +115,7 @@ describe("renderRuleFiles", () => {
         const names = renderRuleFiles(s).map((f) => f.fileName);
         assert.deepStrictEqual(names, [
             BASE_RULE_FILE,
+            CANARY_RULE_FILE,
             BUILTIN_RULE_FILES["self-protection"],
             BUILTIN_RULE_FILES["app-config-example"],
             "50-alpha.yaml",
@@ -120,8 +126,8 @@ describe("renderRuleFiles", () => {
         for (const n of names) assert.match(n, RULE_FILE_NAME_PATTERN);
     });
 
-    it("emits nothing of ours when no built-in set is chosen", () => {
-        assert.deepStrictEqual(renderRuleFiles(resolveHostSettings({ rules: { builtin: [] } })), []);
+    it("emits only the detection canary when no built-in set is chosen", () => {
+        assert.deepStrictEqual(renderRuleFiles(resolveHostSettings({ rules: { builtin: [] } })).map((f) => f.fileName), [CANARY_RULE_FILE]);
     });
 
     it("is deterministic", () => {
@@ -144,9 +150,10 @@ describe("renderRuleFiles", () => {
                 assert.deepStrictEqual(referenceProblems(items, { strictLists: true }), []);
             });
 
-            it("need no plugin (no container.* fields, no required_plugin_versions)", () => {
+            it("need no plugin but the container plugin falco.yaml always loads (container.id only), no required_plugin_versions", () => {
                 const text = renderRuleFiles(s).map((f) => f.content).join("\n");
-                assert.doesNotMatch(text, /container\.|k8s\.|required_plugin_versions/);
+                assert.doesNotMatch(text, /k8s\.|required_plugin_versions/);
+                assert.deepStrictEqual([...new Set(text.match(/container\.[a-z_.]+/g))], ["container.id"]);
             });
 
             it("do not collide with names in the default rules", () => {
@@ -158,7 +165,7 @@ describe("renderRuleFiles", () => {
             });
 
             it("give every rule a description, output with fields, an alerting priority and our tags", () => {
-                const rules = items.filter((i) => i.rule);
+                const rules = items.filter((i) => i.rule && i.rule !== CANARY_RULE);
                 assert.ok(rules.length >= 6);
                 for (const r of rules) {
                     assert.ok(r.desc.length > 20, r.rule);
@@ -184,7 +191,7 @@ describe("renderRuleFiles", () => {
         const expand = (cond: string, depth = 0): string =>
             depth > 5 ? cond : cond.replace(/\b[a-z_]+\b/g, (w) => (macros.has(w) ? `(${expand(macros.get(w)!, depth + 1)})` : w));
 
-        it("has the five rules, each excepting converge", () => {
+        it("has its rules, each excepting converge", () => {
             for (const name of Object.values(SELF_PROTECTION_RULES)) {
                 const r = rule(name);
                 assert.match(expand(r.condition), new RegExp(`proc\\.env\\[${CONVERGE_MARKER_ENV}\\] = 1`), name);
@@ -192,15 +199,15 @@ describe("renderRuleFiles", () => {
             }
         });
 
-        it("watches the unit, config, state and binary paths from paths.ts", () => {
+        it("watches the unit, config, state and binary paths from paths.ts, in every field a change shows in", () => {
+            const list = items.find((i) => i.list === SELF_PROTECTION_LISTS.protectedPaths)!.items as string[];
+            for (const p of [FALCO_CONFIG_DIR, UNIT_PATH, UNIT_DROPIN_DIR, STATE_DIR, FALCO_BINARY]) assert.ok(list.includes(p), p);
             const cond = expand(rule(SELF_PROTECTION_RULES.filesChanged).condition);
-            for (const p of [FALCO_CONFIG_DIR, UNIT_PATH, UNIT_DROPIN_DIR, STATE_DIR, FALCO_BINARY])
-                for (const field of ["fd.name", "fs.path.name", "fs.path.source", "fs.path.target"])
-                    assert.ok(cond.includes(`${field} = "${p}"`), `${field} = ${p}`);
-            for (const dir of [FALCO_CONFIG_DIR, UNIT_DROPIN_DIR, STATE_DIR])
-                assert.ok(cond.includes(`fd.name startswith "${dir}/"`), dir);
+            for (const field of ["fd.name", "fs.path.name", "fs.path.source", "fs.path.target", "evt.arg.oldpath", "evt.arg.newpath", "evt.arg.name"])
+                assert.ok(cond.includes(`${field} pmatch (${SELF_PROTECTION_LISTS.protectedPaths})`), field);
             assert.match(cond, /rename/);
             assert.match(cond, /unlinkat/);
+            assert.match(cond, /evt\.type = truncate and \(proc\.args contains "\/etc\/falco"/);
         });
 
         it("names our unit and matches it and the package units in systemctl command lines", () => {
@@ -214,7 +221,7 @@ describe("renderRuleFiles", () => {
 
         it("targets the Falco process by name in kill/tkill/tgkill and excepts Falco and systemd", () => {
             const r = rule(SELF_PROTECTION_RULES.signal);
-            assert.deepStrictEqual(conditionRefs(r.condition).evtTypes.sort(), ["kill", "kill", "tgkill", "tgkill", "tkill", "tkill"]);
+            assert.deepStrictEqual(conditionRefs(r.condition).evtTypes.sort(), ["kill", "kill", "pidfd_open", "pidfd_open", "tgkill", "tgkill", "tkill", "tkill"]);
             assert.match(r.condition, /evt\.arg\.pid = "falco"/);
             assert.match(r.condition, /evt\.arg\.tid = "falco"/);
             const excepted = r.exceptions[0].values.map((v: string[]) => v[0]);
@@ -226,7 +233,8 @@ describe("renderRuleFiles", () => {
             const custom = resolveHostSettings({ install: { source: "preinstalled", binaryPath: "/opt/falco/bin/falco-0.44" } });
             const text = renderRuleFiles(custom).map((f) => f.content).join("\n");
             assert.ok(!text.includes(`"${FALCO_BINARY}"`), "default binary path still watched");
-            assert.match(text, /fd\.name = "\/opt\/falco\/bin\/falco-0\.44"/);
+            const paths = ourItems(custom).find((i) => i.list === SELF_PROTECTION_LISTS.protectedPaths)!;
+            assert.ok(paths.items.includes("/opt/falco/bin/falco-0.44"));
             assert.match(text, /evt\.arg\.pid = "falco-0\.44"/);
             const list = ourItems(custom).find((i) => i.list === "falco_nodes_known_bpf_loaders")!;
             assert.ok(list.items.includes("/opt/falco/bin/falco-0.44"));
@@ -269,7 +277,7 @@ describe("renderRuleFiles", () => {
     describe("custom rule files", () => {
         it("carry the user's text verbatim after a header comment", () => {
             const text = "- rule: Mine\n  desc: d\n  condition: evt.num = 0\n  output: o\n  priority: NOTICE\n";
-            const file = renderRuleFiles(resolveHostSettings({ rules: { builtin: [], custom: { mine: text } } }))[0];
+            const file = renderRuleFiles(resolveHostSettings({ rules: { builtin: [], custom: { mine: text } } })).find((f) => f.fileName.startsWith("50-"))!;
             assert.strictEqual(file.fileName, "50-mine.yaml");
             assert.match(file.content, /^# Managed by falco-nodes/);
             assert.ok(file.content.endsWith(text));
@@ -284,7 +292,7 @@ describe("renderRuleFiles", () => {
             fc.assert(
                 fc.property(hostile, hostile, hostile, (name, condition, output) => {
                     const text = YAML.stringify([{ rule: name, desc: output, condition, output, priority: "NOTICE", tags: [name] }]);
-                    const content = renderRuleFiles(resolveHostSettings({ rules: { builtin: [], custom: { x: text } } }))[0].content;
+                    const content = renderRuleFiles(resolveHostSettings({ rules: { builtin: [], custom: { x: text } } })).find((f) => f.fileName === "50-x.yaml")!.content;
                     assert.deepStrictEqual(YAML.parse(content), YAML.parse(text));
                 }),
                 { numRuns: 300 },
@@ -300,7 +308,7 @@ describe("renderRuleFiles", () => {
                     } catch {
                         return; // rejected with a settings error: fine
                     }
-                    const [file] = renderRuleFiles(s);
+                    const file = renderRuleFiles(s).find((f) => f.fileName.startsWith("50-"))!;
                     assert.strictEqual(file.fileName, `50-${name}.yaml`);
                     assert.match(file.fileName, RULE_FILE_NAME_PATTERN);
                     assert.deepStrictEqual(YAML.parse(file.content), YAML.parse(text.replace(/^\uFEFF/, "")));
@@ -308,5 +316,53 @@ describe("renderRuleFiles", () => {
                 { numRuns: 500 },
             );
         });
+    });
+});
+
+describe("the rules folder stands on its own", () => {
+    // Read the sources: rules/ may import only itself, shared/ and npm packages; shared/ only itself and npm packages.
+    const imports = (dir: string): { file: string; from: string }[] =>
+        fs
+            .readdirSync(`components/${dir}`)
+            .filter((f) => f.endsWith(".ts"))
+            .flatMap((f) =>
+                [...fs.readFileSync(`components/${dir}/${f}`, "utf8").matchAll(/^(?:import|export)[^;]*? from "([^"]+)"/gms)].map((m) => ({
+                    file: `${dir}/${f}`,
+                    from: m[1],
+                })),
+            );
+
+    it("rules/ imports only rules/, shared/ and packages; shared/ only shared/ and packages", () => {
+        const rules = imports("rules");
+        const shared = imports("shared");
+        assert.ok(rules.some((i) => i.from.startsWith("../shared/")), "the scan found no import of shared/: scan broken?");
+        const bad = [
+            ...rules.filter((i) => i.from.startsWith(".") && !i.from.startsWith("./") && !i.from.startsWith("../shared/")),
+            ...shared.filter((i) => i.from.startsWith(".") && !i.from.startsWith("./")),
+        ];
+        assert.deepStrictEqual(bad, []);
+    });
+});
+
+describe("detection canary rule", () => {
+    it("reports an open for reading of this bundle's canary file on the host, at the lowest priority Falco outputs", () => {
+        for (const minimumPriority of ["notice", "warning", "debug"] as const) {
+            const s = resolveHostSettings({ outputs: { minimumPriority } });
+            const file = renderRuleFiles(s).find((f) => f.fileName === CANARY_RULE_FILE)!;
+            const items: Item[] = YAML.parse(file.content);
+            assert.deepStrictEqual(rulesSchemaErrors(items), []);
+            assert.deepStrictEqual(referenceProblems(items, { strictLists: true }), []);
+            const r = items.find((i) => i.rule === CANARY_RULE)!;
+            assert.strictEqual(r.priority, minimumPriority.toUpperCase());
+            assert.ok(r.condition.includes(`fd.name = "${canaryPath(s)}"`));
+            assert.match(r.condition, /evt\.is_open_read = true/);
+            assert.ok(r.output.includes(`falco_nodes_canary=${canaryToken(s)}`));
+        }
+    });
+
+    it("keeps its token when only settings outside the rules change (no Falco restart for an sshd change)", () => {
+        const a = resolveHostSettings();
+        assert.strictEqual(canaryToken(a), canaryToken(resolveHostSettings({ hardening: { sshd: { enabled: false } } })));
+        assert.notStrictEqual(canaryToken(a), canaryToken(resolveHostSettings({ rules: { builtin: ["app-config-example"] } })));
     });
 });

@@ -37,8 +37,8 @@ describe("self-protection, reviewed against a root attacker (with k8sAudit)", ()
         const r = selfProtection({ driver: "kmod" }).find((i) => i.rule === SELF_PROTECTION_RULES.moduleUnload)!;
         assert.deepStrictEqual(conditionRefs(r.condition).evtTypes, ["delete_module"]);
         assert.match(r.condition, /evt\.arg\.name = "falco"/);
-        assert.deepStrictEqual(r.exceptions[0].fields, ["proc.name", "proc.pexepath"]);
-        assert.ok(r.exceptions[0].values[0][1].includes("/usr/lib/systemd/systemd"));
+        assert.deepStrictEqual(r.exceptions[0].fields, ["container.id", "proc.name", "proc.pexepath"]);
+        assert.ok(r.exceptions[0].values[0][2].includes("/usr/lib/systemd/systemd"));
     });
 
     it("alerts on nft deleting or flushing our table, only where that table exists", () => {

@@ -303,7 +303,10 @@ export function referenceProblems(
             for (const e of refs.evtTypes) {
                 if (lists.has(e)) continue;
                 if (!events.names.has(e)) problems.push(`${where}: unknown event type ${e}`);
-                else if (events.generic.has(e)) problems.push(`${where}: event type ${e} carries no arguments (generic)`);
+                // A generic event (only ID/nativeID in events.md) still has its thread: process fields work, but
+                // anything read from the event's arguments or fds does not.
+                else if (events.generic.has(e) && refs.fields.some((f) => /^(evt\.(raw)?arg|fd\.|fs\.path\.)/.test(f)))
+                    problems.push(`${where}: event type ${e} carries no arguments (generic)`);
             }
             if (opts.strictLists)
                 for (const l of refs.listItems) if (!lists.has(l)) problems.push(`${where}: unknown list ${l}`);

@@ -26,6 +26,10 @@
  *   the call. The config of each call is appended to the state's `falcoctl-configs` (one line per call);
  * - `nft -f` keeps the loaded file as the state's `nft-ruleset` (the "kernel's" table), `list table` succeeds while
  *   it exists, `delete table` removes it; `nft -c` fails when the state has `nft-reject`.
+ * - `systemctl show` also prints FragmentPath (the first unit file found along systemd's unit search path, in
+ *   systemd's order: src/basic/path-lookup.c `lookup_paths_init`), DropInPaths (every `*.conf` in a
+ *   `<unit>.d/` or `falco-.service.d/` directory of that path) and ExecStart (its `path=`) for our unit;
+ *   `show-environment` prints the state's `manager-env`, `set-environment`/`unset-environment` edit it.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -101,13 +105,31 @@ case $verb in
 show)
     # Like systemctl show -p LoadState -p ActiveState: a block per unit, in order, blank lines between.
     sep=""
+    search="/etc/systemd/system.control /run/systemd/system.control /run/systemd/transient /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system"
     for u in "${"${"}units[@]}"; do
         printf '%s' "$sep"
         sep=$'\n'
+        frag="" drop=()
+        for d in $search; do
+            if [[ -z $frag && -f $d/$u ]]; then frag=$d/$u; fi
+            for c in "$d/$u.d"/*.conf "$d/falco-.service.d"/*.conf; do [[ -f $c ]] && drop+=("$c"); done
+        done
         if [[ -e $S/masked/$u ]]; then echo LoadState=masked
-        elif [[ -e /etc/systemd/system/$u || -e $S/package-units/$u ]]; then echo LoadState=loaded
+        elif [[ -n $frag || -e $S/package-units/$u ]]; then echo LoadState=loaded
         else echo LoadState=not-found; fi
         if [[ -e $S/active/$u ]]; then echo ActiveState=active; else echo ActiveState=inactive; fi
+        if [[ $u == falco-nodes.service && -n $frag ]]; then
+            echo "FragmentPath=$frag"
+            echo "DropInPaths=${"${"}drop[*]}"
+            exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$frag" | tail -1)
+            echo "ExecStart={ path=$exe ; argv[]=$exe ; ignore_errors=no }"
+        fi
+    done ;;
+show-environment) cat "$S/manager-env" 2>/dev/null || printf 'LANG=C.UTF-8\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin\n' ;;
+set-environment) for v in "${"${"}units[@]}"; do echo "$v" >>"$S/manager-env"; done ;;
+unset-environment)
+    for v in "${"${"}units[@]}"; do
+        [[ -f $S/manager-env ]] && grep -v "^$v=" "$S/manager-env" >"$S/manager-env.new"; mv -f "$S/manager-env.new" "$S/manager-env" 2>/dev/null || true
     done ;;
 is-enabled) [[ -e $S/enabled/$u ]] ;;
 is-active) [[ -e $S/active/$u ]] ;;
@@ -128,7 +150,26 @@ restart)
 esac
 `;
 
+/**
+ * journalctl. With a `_SYSTEMD_UNIT=` match (converge looking for the detection canary): the canary alert, in the
+ * JSON format of a real Falco's syslog line (shared/reference/falco/outputs/alert.*.json), when the unit is
+ * active, its canary rule file is installed and the canary file exists, i.e. what a detecting Falco would have
+ * logged after converge opened it; nothing when the state has `canary-silent` (a Falco whose events stall).
+ * Otherwise (the rollback's `-u UNIT -n 30`) a fixed journal.
+ */
 const FAKE_JOURNALCTL = String.raw`#!/bin/bash
+S=__STATE__
+unit=""
+for a in "$@"; do case $a in _SYSTEMD_UNIT=*) unit=${"${"}a#_SYSTEMD_UNIT=} ;; esac; done
+if [[ -n $unit ]]; then
+    printf '%s\n' "canary $*" >>"$S/journalctl.log"
+    [[ -e $S/active/$unit && ! -e $S/canary-silent ]] || exit 0
+    rule=/etc/falco/rules.d/05-falco-nodes-canary.yaml
+    token=$(grep -o 'falco_nodes_canary=[0-9a-f]*' "$rule" 2>/dev/null | head -1)
+    [[ -n $token && -e /run/falco-nodes-canary/${"${"}token#falco_nodes_canary=} ]] || exit 0
+    printf '{"hostname":"sandbox","output":"2026-12-01T00:00:00.000000000+0000: Notice Falco-nodes detection canary | %s process=bash parent=bash command=bash -s","priority":"Notice","rule":"Falco-nodes detection canary","source":"syscall","tags":["canary","falco-nodes","host"],"time":"2026-12-01T00:00:00.000000000Z"}\n' "$token"
+    exit 0
+fi
 printf '%s\n' "-- fake journal ($*) --" "falco[42]: FAIL_AT_START found: exiting"
 `;
 
@@ -373,4 +414,20 @@ export class HostSandbox {
     cleanup(): void {
         fs.rmSync(this.root, { recursive: true, force: true });
     }
+}
+
+/**
+ * For a mocha suite of sandbox runs: skips the suite where the sandbox cannot run, gives each test a fresh
+ * sandbox (the returned getter) and cleans it up after.
+ */
+export function useSandbox(): () => HostSandbox {
+    let sb: HostSandbox | undefined;
+    before(function () {
+        if (!sandboxAvailable()) this.skip();
+    });
+    beforeEach(() => {
+        sb = new HostSandbox();
+    });
+    afterEach(() => sb?.cleanup());
+    return () => sb!;
 }

@@ -1,12 +1,10 @@
 /**
- * A small model of Falco evaluating `k8s_audit` rule conditions against a Kubernetes audit event, enough to test
- * what our tamper rules match: `and`/`or`/`not`, parentheses, macros, lists, and the operators `=`, `!=`, `in`,
- * `contains`, `startswith`, `exists`. Fields are extracted from the audit.k8s.io/v1 Event as the k8saudit plugin
- * does (`ka.user.name` is `user.username`, `ka.target.*` come from `objectRef`, ...). As in Falco, a comparison on
- * a field the event lacks is false. Anything else in a condition throws, so a rule using more than this model
- * knows fails its test instead of passing by accident.
+ * The k8saudit plugin's side of the rule model: fields extracted from an audit.k8s.io/v1 Event as the plugin does
+ * (falcosecurity/plugins `plugins/k8saudit/pkg/k8saudit/extract.go`: `ka.user.name` is `user.username`,
+ * `ka.target.*` come from `objectRef`, ...), evaluated by the condition model in falcoCondition.ts. A field the
+ * model does not extract throws, so a rule using more than this model knows fails its test.
  */
-import { tokenizeCondition } from "./falcoReference";
+import { Extractor, allMatches, firstMatch } from "./falcoCondition";
 
 /** An audit.k8s.io/v1 Event, as much of it as the rules look at. */
 export interface AuditEvent {
@@ -17,10 +15,12 @@ export interface AuditEvent {
     impersonatedUser?: { username: string };
     objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string };
     responseStatus?: { code: number };
+    /** The request body, for `ka.req.*` and `json.value[...]` fields of upstream rules. */
+    requestObject?: Record<string, unknown>;
 }
 
 /** The k8saudit plugin's value for `field` on `e` (undefined when the event lacks it). */
-export function extract(e: AuditEvent, field: string): string | undefined {
+export function extract(e: AuditEvent, field: string): string | string[] | undefined {
     const param = /^ka\.uri\.param\[(.+)\]$/.exec(field);
     if (param) return e.requestURI ? new URL(e.requestURI, "http://x").searchParams.get(param[1]) ?? undefined : undefined;
     const value: Record<string, unknown> = {
@@ -35,101 +35,83 @@ export function extract(e: AuditEvent, field: string): string | undefined {
         "ka.target.name": e.objectRef?.name,
         "ka.response.code": e.responseStatus === undefined ? undefined : String(e.responseStatus.code),
     };
-    if (!(field in value)) throw new Error(`the model does not extract ${field}`);
-    return value[field] as string | undefined;
+    if (field in value) return value[field] as string | undefined;
+    const req = requestFields(e, field);
+    if (req !== NOT_A_REQUEST_FIELD) return req;
+    throw new Error(`the model does not extract ${field}`);
 }
 
-interface Rules {
-    macros: Map<string, string>;
-    lists: Map<string, string[]>;
+const NOT_A_REQUEST_FIELD = Symbol("not a request field");
+
+/** A JSON pointer (RFC 6901) into the event, as the json plugin's `json.value[...]` / `jevt.value[...]` read it. */
+function pointer(e: AuditEvent, ptr: string): unknown {
+    let v: unknown = e;
+    for (const part of ptr.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"))) {
+        if (v === null || typeof v !== "object") return undefined;
+        v = (v as Record<string, unknown>)[part];
+    }
+    return v;
 }
 
-const unquote = (t: string) => (/^["']/.test(t) ? t.slice(1, -1) : t);
+const str = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : typeof v === "object" ? JSON.stringify(v) : String(v));
 
-/** Does `condition` match `e`, given the file's macros and lists? */
-export function matches(condition: string, e: AuditEvent, rules: Rules): boolean {
-    const tokens = tokenizeCondition(condition);
-    let i = 0;
-    const peek = () => tokens[i];
-    const next = () => tokens[i++];
-    const expect = (t: string) => {
-        if (next() !== t) throw new Error(`expected ${t} in: ${condition}`);
-    };
-
-    const listValues = (): string[] => {
-        expect("(");
-        const out: string[] = [];
-        while (peek() !== ")") {
-            const t = next();
-            if (t === ",") continue;
-            if (t === undefined) throw new Error(`unclosed list in: ${condition}`);
-            const list = rules.lists.get(t);
-            out.push(...(list ?? [unquote(t)]));
-        }
-        expect(")");
-        return out;
-    };
-
-    const primary = (): boolean => {
-        const t = next();
-        if (t === "(") {
-            const v = or();
-            expect(")");
-            return v;
-        }
-        if (t === "not") return !primary();
-        if (rules.macros.has(t)) return matches(rules.macros.get(t)!, e, rules);
-        if (!t?.includes(".")) throw new Error(`unknown term ${t} in: ${condition}`);
-        const value = extract(e, t);
-        const op = next();
-        if (op === "exists") return value !== undefined;
-        if (op === "in") {
-            const values = listValues();
-            return value !== undefined && values.includes(value);
-        }
-        const operand = unquote(next());
-        if (value === undefined) return false;
-        switch (op) {
-            case "=":
-                return value === operand;
-            case "!=":
-                return value !== operand;
-            case "contains":
-                return value.includes(operand);
-            case "startswith":
-                return value.startsWith(operand);
-            default:
-                throw new Error(`the model does not know operator ${op} in: ${condition}`);
-        }
-    };
-    const and = (): boolean => {
-        let v = primary();
-        while (peek() === "and") {
-            next();
-            const r = primary();
-            v = v && r;
-        }
-        return v;
-    };
-    const or = (): boolean => {
-        let v = and();
-        while (peek() === "or") {
-            next();
-            const r = and();
-            v = v || r;
-        }
-        return v;
-    };
-    const result = or();
-    if (i !== tokens.length) throw new Error(`trailing tokens from ${tokens[i]} in: ${condition}`);
-    return result;
+/**
+ * The fields upstream's k8s_audit_rules.yaml reads from the request (k8saudit plugin, pkg/k8saudit/extract.go): list
+ * fields over the pod's containers and volumes, the service type, the ConfigMap's data, the binding's role, the
+ * role's rules. Values as the plugin renders them (booleans as "true"/"false", absent when the request lacks them).
+ */
+function requestFields(e: AuditEvent, field: string): string | string[] | undefined | typeof NOT_A_REQUEST_FIELD {
+    const ro = (e.requestObject ?? {}) as Record<string, any>;
+    const containers: Record<string, any>[] = ro.spec?.containers ?? [];
+    const ptr = /^(?:jevt|json)\.value\[(\/.*)\]$/.exec(field);
+    if (ptr) return str(pointer(e, ptr[1]));
+    switch (field) {
+        case "jevt.rawtime":
+            return "1";
+        case "ka.auth.decision":
+            return (e as any).annotations?.["authorization.k8s.io/decision"];
+        case "ka.req.pod.containers.image":
+            return containers.map((c) => String(c.image));
+        case "ka.req.pod.containers.image.repository":
+            return containers.map((c) => String(c.image).replace(/[:@].*$/, ""));
+        case "ka.req.pod.containers.privileged":
+            return containers.map((c) => String(c.securityContext?.privileged ?? false));
+        case "ka.req.pod.volumes.hostpath":
+            return ((ro.spec?.volumes ?? []) as Record<string, any>[]).filter((v) => v.hostPath).map((v) => String(v.hostPath.path));
+        case "ka.req.pod.host_network":
+            return ro.spec?.hostNetwork === undefined ? undefined : [String(ro.spec.hostNetwork)];
+        case "ka.req.pod.host_pid":
+            return ro.spec?.hostPID === undefined ? undefined : [String(ro.spec.hostPID)];
+        case "ka.req.pod.host_ipc":
+            return ro.spec?.hostIPC === undefined ? undefined : [String(ro.spec.hostIPC)];
+        case "ka.req.service.type":
+            return ro.spec?.type;
+        case "ka.req.configmap.obj":
+            return ro.data === undefined ? undefined : JSON.stringify(ro.data);
+        case "ka.req.binding.role":
+            return ro.roleRef?.name;
+        case "ka.req.role.rules.resources":
+            return ((ro.rules ?? []) as Record<string, any>[]).flatMap((r) => r.resources ?? []);
+        case "ka.req.role.rules.verbs":
+            return ((ro.rules ?? []) as Record<string, any>[]).flatMap((r) => r.verbs ?? []);
+        default:
+            return NOT_A_REQUEST_FIELD;
+    }
 }
 
-/** The names of the rules (items with `rule`) whose condition matches `e`. */
-export function firingRules(items: Record<string, any>[], e: AuditEvent): string[] {
-    const rules: Rules = {
-        macros: new Map(items.filter((x) => x.macro).map((x) => [x.macro, x.condition])),
-        lists: new Map(items.filter((x) => x.list).map((x) => [x.list, (x.items as unknown[]).map(String)])),
-    };
-    return items.filter((x) => x.rule && matches(x.condition, e, rules)).map((x) => x.rule as string);
+type Item = Record<string, any>;
+
+/** The extractor for one audit event. */
+export function auditExtractor(e: AuditEvent): Extractor {
+    return (field) => extract(e, field);
+}
+
+/** The names of every `k8s_audit` rule in `items` whose condition matches `e` (as `rule_matching: all` reports). */
+export function firingRules(items: Item[], e: AuditEvent): string[] {
+    return allMatches(items, "k8s_audit", auditExtractor(e));
+}
+
+/** The one rule `rule_matching: first` reports for `e`, given the whole loaded set in Falco's load order. */
+export function reportedRule(items: Item[], e: AuditEvent): string | undefined {
+    return firstMatch(items, "k8s_audit", auditExtractor(e));
 }

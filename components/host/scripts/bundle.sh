@@ -77,8 +77,13 @@ load_params() {
     param P_TLS_CERT k8saudit_tls_certificate '^(/[A-Za-z0-9._/-]+)?$'
     param P_FW_TABLE firewall_table '^[a-z][a-z0-9_]*$'
     param P_FW_UNIT firewall_unit_name "$RE_UNIT"
+    param P_CANARY_PATH canary_path '^/run/falco-nodes-canary/[0-9a-f]{16}$'
+    param P_CANARY_TOKEN canary_token '^[0-9a-f]{16}$'
+    param P_CANARY_JOURNAL canary_journal "$RE_BOOL"
+    param P_CANARY_FILE canary_file '^(/[A-Za-z0-9._/-]+)?$'
+    param P_CANARY_TIMER canary_timer '^[A-Za-z0-9@._-]+\.timer$'
     local path
-    for path in "$P_BINARY" "$P_UNIT_PATH" "$P_UNIT_DROPIN_DIR" "$P_FALCO_DIR" "$P_FALCO_MAIN" "$P_PACKAGE_FILE" "$P_ARTIFACTS_DIR" "$P_TLS_CERT"; do
+    for path in "$P_BINARY" "$P_UNIT_PATH" "$P_UNIT_DROPIN_DIR" "$P_FALCO_DIR" "$P_FALCO_MAIN" "$P_PACKAGE_FILE" "$P_ARTIFACTS_DIR" "$P_TLS_CERT" "$P_CANARY_FILE"; do
         [[ $path != *..* ]] || die "the bundle's paths are malformed: render it again"
     done
 }

@@ -49,7 +49,7 @@ readonly SECRET_PLACEHOLDER=@@falco-nodes-secret:
 readonly LOCK_FILE=/run/falco-nodes.lock
 readonly PAYLOAD_FORMAT=1
 readonly STAGE_SUFFIX=.falco-nodes-new
-readonly FILE_GROUPS=" falco unit unit-modern_ebpf unit-kmod unit-dropin-perf sysctl sshd logrotate firewall firewall-unit "
+readonly FILE_GROUPS=" falco unit unit-modern_ebpf unit-kmod unit-dropin-perf sysctl sshd logrotate firewall firewall-unit canary "
 
 # Where converge puts Falco's package sources (ours alone: uninstall removes exactly these).
 readonly APT_KEYRING=/usr/share/keyrings/falco-nodes-falco.gpg
@@ -68,6 +68,8 @@ readonly MIN_FREE_VAR_INSTALL_MIB=200
 readonly MIN_FREE_USR_INSTALL_MIB=200
 # Falco needed 9-11 s to start under emulation; a real host is faster.
 readonly HEALTH_TIMEOUT_SECONDS=90
+# How long converge waits for the detection canary's alert once Falco is healthy.
+readonly CANARY_TIMEOUT_SECONDS=60
 # A fresh cloud instance may still be running cloud-init (users, packages, sshd keys) when SSH first answers.
 readonly CLOUD_INIT_TIMEOUT_SECONDS=900
 
@@ -132,7 +134,10 @@ print_report() {
 
 converge() {
     local restart=false
-    CHANGED=false RESTARTED=false NEED_DAEMON_RELOAD=false UNIT_ACTIVE_STATE=""
+    # shellcheck disable=SC2034 # systemd's view of our unit: set by mask_package_units, read by check_unit_drift (units.sh)
+    CHANGED=false RESTARTED=false NEED_DAEMON_RELOAD=false UNIT_ACTIVE_STATE="" UNIT_LOAD_STATE="" DRIFT_REPAIRED=false
+    # shellcheck disable=SC2034
+    UNIT_FRAGMENT="" UNIT_DROPINS=() UNIT_EXEC=""
 
     unpack_bundle
     load_params
@@ -160,6 +165,7 @@ converge() {
 
     # A boot unit must be disabled while its file still exists.
     if group_removed firewall-unit; then systemctl disable --quiet -- "$P_FW_UNIT" 2>/dev/null || true; fi
+    if group_removed canary; then systemctl disable --now --quiet -- "$P_CANARY_TIMER" 2>/dev/null || true; fi
     # shellcheck disable=SC2153 # R_PATH is set by plan_changes (files.sh)
     if ((${#C_INDEX[@]} + ${#R_PATH[@]} > 0)); then swap_in_changes; fi
 
@@ -171,14 +177,18 @@ converge() {
         CHANGED=true
     fi
     # One reload for everything (masks, unit files, enablement): each costs seconds on a busy or emulated host.
-    if group_changed unit || group_changed unit-dropin-perf || group_changed firewall-unit || [[ $NEED_DAEMON_RELOAD == true ]]; then
+    if group_changed unit || group_changed unit-dropin-perf || group_changed firewall-unit || group_changed canary || [[ $NEED_DAEMON_RELOAD == true ]]; then
         systemctl daemon-reload
+        check_unit_drift reread
+    else
+        check_unit_drift cached
     fi
+    ensure_canary_timer
     apply_firewall
     if group_changed sshd; then reload_sshd; fi
     # A restart is the only reliable way to apply config (SIGHUP is ignored by Falco 0.42-0.44), so it
     # happens exactly when Falco's files, unit or binary changed, or when Falco is not running.
-    if group_changed falco || group_changed unit || group_changed unit-dropin-perf || [[ $NEED_INSTALL == true || $ARTIFACTS_REPAIRED == true ]]; then
+    if group_changed falco || group_changed unit || group_changed unit-dropin-perf || [[ $NEED_INSTALL == true || $ARTIFACTS_REPAIRED == true || $DRIFT_REPAIRED == true ]]; then
         restart=true
     elif [[ $UNIT_ACTIVE_STATE != active ]] && ! systemctl is-active --quiet -- "$P_UNIT_NAME"; then
         log "$P_UNIT_NAME is not active"
@@ -189,7 +199,11 @@ converge() {
         RESTARTED=true CHANGED=true
         if ! systemctl restart -- "$P_UNIT_NAME"; then rollback_and_fail; fi
         if ! wait_healthy; then rollback_and_fail; fi
-        log "$P_UNIT_NAME is up"
+        if ! check_canary; then rollback_and_fail "reported no detection canary alert within ${CANARY_TIMEOUT_SECONDS}s"; fi
+        log "$P_UNIT_NAME is up and detecting"
+    elif ! check_canary; then
+        # Nothing changed, so there is nothing to roll back to: a running Falco that detects nothing is an error.
+        die "$P_UNIT_NAME is running but reported no detection canary alert within ${CANARY_TIMEOUT_SECONDS}s: its event source or outputs are stalled (see journalctl -u $P_UNIT_NAME); restart it"
     fi
     if group_removed firewall; then remove_firewall_table; fi
 
@@ -210,7 +224,7 @@ main() {
 
     require_root
     require_systemd
-    require_tools base64 gzip tar sha256sum systemctl flock timeout mktemp install stat df unshare mount uname sed grep sort
+    require_tools base64 gzip tar sha256sum systemctl flock timeout mktemp install stat df unshare mount uname sed grep sort date tail
     # converge checks every filesystem its files land on once the bundle is unpacked (require_space_for_files).
     if [[ $action == converge ]]; then require_space /var "$MIN_FREE_VAR_MIB"; else require_space /etc "$MIN_FREE_ETC_MIB"; fi
     take_lock

@@ -128,6 +128,7 @@ uninstall() {
     # Falco no longer listens: the webhook firewall and its boot unit can go.
     for group in "${U_GROUP[@]}"; do
         if [[ $group == firewall-unit ]]; then systemctl disable --quiet -- "$P_FW_UNIT" 2>/dev/null || true; fi
+        if [[ $group == canary ]]; then systemctl --no-reload disable --now --quiet -- "$P_CANARY_TIMER" 2>/dev/null || true; fi
         if [[ $group == firewall ]]; then remove_firewall_table; fi
     done
     for i in "${!U_PATH[@]}"; do

@@ -34,6 +34,11 @@
  * macros are not resolved (`-V` of one file that uses another file's macros passes, where Falco fails it: see
  * outputs/validate.ok.*); the daemon logs "Falco stand-in started" so tests can count starts. The YAML reader
  * is minimal: top-level keys, one level of nested keys, and the lists rules_files / config_files / load_plugins.
+ * STAND-IN BEHAVIOUR for the detection canary (components/rules/canary.ts): the stand-in evaluates no rule, so
+ * when a loaded rules file holds the rule "Falco-nodes detection canary", the daemon watches that rule's canary
+ * file with inotify (IN_CLOSE_NOWRITE on its directory: the file was opened for reading and closed) and emits the
+ * rule's alert, in the real alert format, to the enabled outputs. The process fields it cannot know print as
+ * <NA> (Falco's notation for a field without a value). Nothing else is ever "detected".
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -46,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -875,6 +881,90 @@ static void emit_metrics_snapshot(const struct config *cfg, long long start_ns)
 	free(f.s);
 }
 
+/* ---- STAND-IN BEHAVIOUR: the detection canary ----------------------------------------------------------------- */
+
+#define CANARY_RULE "Falco-nodes detection canary"
+
+struct canary {
+	char path[512], dir[512], name[256], token[64], priority[32];
+	int fd, wd;
+};
+
+/* The canary rule of the loaded files: its file (fd.name = "..."), token (falco_nodes_canary=...) and priority. */
+static int find_canary(const struct strlist *paths, struct canary *c)
+{
+	struct strlist files = {0};
+	struct stat st;
+	memset(c, 0, sizeof *c);
+	c->fd = c->wd = -1;
+	for (size_t i = 0; i < paths->n; i++) {
+		if (stat(paths->v[i], &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			dir_files(paths->v[i], 1, &files);
+		else
+			list_add(&files, paths->v[i]);
+	}
+	for (size_t i = 0; i < files.n; i++) {
+		char *text = read_file(files.v[i]), *r, *p, *q;
+		if (!text)
+			continue;
+		if ((r = strstr(text, "rule: " CANARY_RULE)) && (p = strstr(r, "fd.name = \"")) && (q = strchr(p + 11, '"')) &&
+		    (size_t)(q - p - 11) < sizeof c->path) {
+			memcpy(c->path, p + 11, (size_t)(q - p - 11));
+			if ((p = strstr(r, "falco_nodes_canary=")))
+				sscanf(p + 19, "%63[0-9a-f]", c->token);
+			if ((p = strstr(r, "priority: ")))
+				sscanf(p + 10, "%31[A-Z]", c->priority);
+		}
+		free(text);
+		if (c->path[0])
+			break;
+	}
+	list_clear(&files);
+	if (!c->path[0] || !strrchr(c->path, '/'))
+		return 0;
+	snprintf(c->dir, sizeof c->dir, "%.*s", (int)(strrchr(c->path, '/') - c->path), c->path);
+	snprintf(c->name, sizeof c->name, "%s", strrchr(c->path, '/') + 1);
+	/* Falco prints the priority capitalised: NOTICE -> Notice. */
+	for (char *x = c->priority + 1; *x; x++)
+		*x = (char)(*x - 'A' + 'a');
+	if (!c->priority[0])
+		snprintf(c->priority, sizeof c->priority, "Notice");
+	c->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	return c->fd >= 0;
+}
+
+/* Watch the directory once it exists (converge and the timer create it after Falco starts). */
+static void canary_watch(struct canary *c)
+{
+	if (c->fd >= 0 && c->wd < 0)
+		c->wd = inotify_add_watch(c->fd, c->dir, IN_CLOSE_NOWRITE | IN_DELETE_SELF | IN_IGNORED);
+}
+
+static void canary_events(const struct config *cfg, struct canary *c)
+{
+	char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	while ((n = read(c->fd, ev, sizeof ev)) > 0) {
+		for (char *p = ev; p < ev + n;) {
+			struct inotify_event *ie = (struct inotify_event *)p;
+			if (ie->mask & (IN_IGNORED | IN_DELETE_SELF))
+				c->wd = -1;
+			else if ((ie->mask & IN_CLOSE_NOWRITE) && ie->len && !strcmp(ie->name, c->name)) {
+				struct buf out = {0}, fields = {0};
+				buf_add(&out, "Falco-nodes detection canary | falco_nodes_canary=%s process=<NA> parent=<NA> command=<NA>", c->token);
+				buf_add(&fields, "{\"evt.time\":%lld,\"proc.cmdline\":null,\"proc.name\":null,\"proc.pname\":null}", now_ns());
+				struct event e = {CANARY_RULE, c->priority, "syscall", out.s, 1, fields.s, "[\"canary\",\"falco-nodes\",\"host\"]"};
+				emit_event(cfg, &e);
+				free(out.s);
+				free(fields.s);
+			}
+			p += sizeof *ie + ie->len;
+		}
+	}
+}
+
 /* ---- the daemon --------------------------------------------------------------------------------------------- */
 
 static volatile sig_atomic_t got_term, got_hup, got_usr1;
@@ -925,9 +1015,10 @@ static void serve_one(int fd)
 	free(resp.s);
 }
 
-static int run_daemon(const struct config *cfg, const char *pidfile)
+static int run_daemon(const struct config *cfg, const char *pidfile, const struct strlist *rules)
 {
 	struct sigaction sa;
+	struct canary canary;
 	int lfd = -1;
 	long long start = now_ns(), next_metrics = 0;
 	long every = 0;
@@ -979,6 +1070,7 @@ static int run_daemon(const struct config *cfg, const char *pidfile)
 		every = interval_ms(cfg_str(cfg, "metrics.interval", "1h"));
 	if (every)
 		next_metrics = start + (long long)every * 1000000LL;
+	find_canary(rules, &canary);
 
 	while (!got_term) {
 		struct pollfd pfd = {lfd, POLLIN, 0};
@@ -991,6 +1083,9 @@ static int run_daemon(const struct config *cfg, const char *pidfile)
 			got_usr1 = 0;
 			flog(LOG_INFO, "SIGUSR1 received, reopening outputs...");
 		}
+		canary_watch(&canary);
+		if (canary.fd >= 0)
+			canary_events(cfg, &canary);
 		if (every && now_ns() >= next_metrics) {
 			emit_metrics_snapshot(cfg, start);
 			next_metrics += (long long)every * 1000000LL;
@@ -1123,5 +1218,5 @@ int main(int argc, char **argv)
 	}
 	if (dry_run)
 		return 0;
-	return run_daemon(&cfg, pidfile);
+	return run_daemon(&cfg, pidfile, rules_opt.n ? &rules_opt : &cfg.rules_files);
 }
