@@ -21,6 +21,7 @@
  *   the chart's ServiceMonitor (`charts/falcosidekick/templates/servicemonitor.yaml`) sets no `jobLabel`, so the
  *   Prometheus operator names the job after the Service.
  */
+import { CANARY_RULE } from "../rules/canary";
 
 /** The event counter (stats_prometheus.go `metricPrefix + "falco_events_total"`). */
 export const FALCO_EVENTS_METRIC = "falcosecurity_falcosidekick_falco_events_total";
@@ -63,7 +64,7 @@ export const HEARTBEAT_RULE = "Falco internal: metrics snapshot";
 export const SYSCALL_DROP_RULE = "Falco internal: syscall event drop";
 
 /**
- * The detection canary's alert (the tamper issue's canary: a systemd timer on each node does something our rules
- * detect, every 5 minutes by default). The lead points this at the canary module's constant at merge.
+ * The detection canary's alert (components/rules/canary.ts: a systemd timer on each node opens the canary file,
+ * which our canary rule detects, every 5 minutes by default).
  */
-export const DETECTION_CANARY_RULE = "Falco-nodes detection canary";
+export const DETECTION_CANARY_RULE = CANARY_RULE;
