@@ -140,14 +140,7 @@ describe("the e2e falco stand-in prints what a real Falco 0.44.1 prints", functi
         const r = run(["-c", hostConfig(), "-r", badRule(), "--dry-run"]);
         assert.strictEqual(r.rc, Number(captured("dryrun.badrule.rc")));
         assert.strictEqual(r.stdout, captured("dryrun.badrule.stdout"));
-        const got = splitError(asCaptured(r.stderr));
-        const want = splitError(captured("dryrun.badrule.stderr"));
-        // The log up to the error is the same; the error block names the same file, rule, condition and code,
-        // and shows the same condition. Falco adds libsinsp's parser position ("condition expression") and puts
-        // its caret where its parser stopped; the stand-in parses nothing, so those two lines are left out.
-        assert.deepStrictEqual(withoutPluginsAndWarnings(messages(got.log)), withoutPluginsAndWarnings(messages(want.log)));
-        const errorLines = (e: string) => e.split("\n").filter((l) => !/^\s+condition expression: |^\s*\^$/.test(l));
-        assert.deepStrictEqual(errorLines(got.error), errorLines(want.error));
+        assertSameFailure(asCaptured(r.stderr), captured("dryrun.badrule.stderr"));
     });
 
     it("-V on a bad rules file: the JSON load result on stdout (json_output), exit 1, the summary as the error", () => {
@@ -168,11 +161,7 @@ describe("the e2e falco stand-in prints what a real Falco 0.44.1 prints", functi
             };
         };
         assert.deepStrictEqual(result(got), result(want));
-        const gotErr = splitError(asCaptured(r.stderr));
-        const wantErr = splitError(captured("validate.bad.stderr"));
-        assert.deepStrictEqual(withoutPluginsAndWarnings(messages(gotErr.log)), withoutPluginsAndWarnings(messages(wantErr.log)));
-        const errorLines = (e: string) => e.split("\n").filter((l) => !/^\s+condition expression: |^\s*\^$/.test(l));
-        assert.deepStrictEqual(errorLines(gotErr.error), errorLines(wantErr.error));
+        assertSameFailure(asCaptured(r.stderr), captured("validate.bad.stderr"));
     });
 
     it("-V on a valid rules file: a successful JSON load result, exit 0", () => {
@@ -269,6 +258,19 @@ describe("the e2e falco stand-in prints what a real Falco 0.44.1 prints", functi
             });
     });
 });
+
+/**
+ * The same log up to Falco's fatal error, and an error block naming the same file, rule, condition and code, with
+ * the same condition shown. Falco adds libsinsp's parser position ("condition expression") and puts its caret
+ * where its parser stopped; the stand-in parses nothing, so those two lines are left out.
+ */
+function assertSameFailure(gotStderr: string, wantStderr: string): void {
+    const got = splitError(gotStderr);
+    const want = splitError(wantStderr);
+    assert.deepStrictEqual(withoutPluginsAndWarnings(messages(got.log)), withoutPluginsAndWarnings(messages(want.log)));
+    const errorLines = (e: string) => e.split("\n").filter((l) => !/^\s+condition expression: |^\s*\^$/.test(l));
+    assert.deepStrictEqual(errorLines(got.error), errorLines(want.error));
+}
 
 /** Falco's stderr split where its fatal error ("Error: ...", printed by main, no time prefix) begins. */
 function splitError(stderr: string): { log: string; error: string } {
