@@ -12,6 +12,12 @@
  * Fake behaviour the tests rely on:
  * - falco `--dry-run` fails when any file under /etc/falco contains INVALID_FOR_FALCO;
  * - `systemctl restart` fails when any file under /etc/falco contains FAIL_AT_START;
+ * - `curl .../healthz` fails while the state has `healthz-dead` (a SIGSTOPped Falco: the unit stays active); a
+ *   `systemctl restart` of our unit clears it (systemd's stop sends SIGTERM then SIGCONT, so the stopped process
+ *   dies and a fresh one answers);
+ * - any fake systemctl/sysctl call whose arguments start with the state's `kill-at` content SIGKILLs its caller
+ *   (the converge shell) instead of acting: a converge cut off at that step, as by a dropped connection or a
+ *   power loss, with no trap run;
  * - `sshd -t` fails when any file under /etc/ssh/sshd_config.d contains BadDirective;
  * - `falcoctl artifact install` writes a small fake file per reference (`lib<name>.so` for `.../plugin/<name>`,
  *   `k8s_audit_rules.yaml` for `.../ruleset/k8saudit`), and fails when the state has `falcoctl-fail`;
@@ -74,8 +80,17 @@ nobody) exec setpriv --reuid=65534 --regid=65534 --clear-groups bash -s -- "$@" 
 esac
 `;
 
+const KILL_AT = String.raw`if [[ -s $S/kill-at && "$*" == "$(<"$S/kill-at")"* ]]; then
+    rm -f -- "$S/kill-at"
+    printf 'killed at: %s\n' "$*" >>"$S/killed.log"
+    kill -KILL "$PPID"
+    exit 1
+fi
+`;
+
 const FAKE_SYSTEMCTL = String.raw`#!/bin/bash
 S=__STATE__
+${KILL_AT}
 printf '%s\n' "$*" >>"$S/systemctl.log"
 verb="" units=()
 while (($#)); do
@@ -89,7 +104,9 @@ done
 u=${"${"}units[0]:-}
 case $verb in
 show)
-    # Like systemctl show -p LoadState -p ActiveState: a block per unit, in order, blank lines between.
+    # Like systemctl show -p LoadState -p ActiveState -p UnitFileState (systemd's src/systemctl/systemctl-show.c
+    # prints the asked properties of each unit as Key=value lines, a blank line between units): a block per unit,
+    # in order.
     sep=""
     for u in "${"${"}units[@]}"; do
         printf '%s' "$sep"
@@ -98,6 +115,10 @@ show)
         elif [[ -e /etc/systemd/system/$u || -e $S/package-units/$u ]]; then echo LoadState=loaded
         else echo LoadState=not-found; fi
         if [[ -e $S/active/$u ]]; then echo ActiveState=active; else echo ActiveState=inactive; fi
+        if [[ -e $S/masked/$u ]]; then echo UnitFileState=masked
+        elif [[ -e $S/enabled/$u ]]; then echo UnitFileState=enabled
+        elif [[ -e /etc/systemd/system/$u || -e $S/package-units/$u ]]; then echo UnitFileState=disabled
+        else echo UnitFileState=; fi
     done ;;
 is-enabled) [[ -e $S/enabled/$u ]] ;;
 is-active) [[ -e $S/active/$u ]] ;;
@@ -106,6 +127,13 @@ disable) for u in "${"${"}units[@]}"; do rm -f "$S/enabled/$u" "$S/active/$u"; d
 mask) for u in "${"${"}units[@]}"; do touch "$S/masked/$u"; done ;;
 unmask) for u in "${"${"}units[@]}"; do rm -f "$S/masked/$u"; done ;;
 daemon-reload | reset-failed | reload) ;;
+stop) for u in "${"${"}units[@]}"; do rm -f "$S/active/$u"; done ;;
+start)
+    # systemctl start of a masked unit fails: "Unit X is masked." (exit 1)
+    for u in "${"${"}units[@]}"; do
+        if [[ -e $S/masked/$u ]]; then echo "Failed to start $u: Unit $u is masked." >&2; exit 1; fi
+        touch "$S/active/$u"
+    done ;;
 restart)
     [[ -e /etc/systemd/system/$u ]] || { echo "Unit $u not found." >&2; exit 5; }
     if grep -rqs FAIL_AT_START /etc/falco; then
@@ -113,6 +141,7 @@ restart)
         echo "Job for $u failed because the control process exited with error code." >&2
         exit 1
     fi
+    if [[ $u == falco-nodes.service ]]; then rm -f "$S/healthz-dead"; fi
     touch "$S/active/$u" ;;
 *) echo "fake systemctl: unsupported: $verb" >&2; exit 1 ;;
 esac
@@ -123,6 +152,8 @@ printf '%s\n' "-- fake journal ($*) --" "falco[42]: FAIL_AT_START found: exiting
 `;
 
 const FAKE_SYSCTL = String.raw`#!/bin/bash
+S=__STATE__
+${KILL_AT}
 printf '%s\n' "$*" >>__STATE__/sysctl.log
 `;
 
@@ -136,7 +167,7 @@ fi
 
 const FAKE_CURL = String.raw`#!/bin/bash
 printf '%s\n' "$*" >>__STATE__/curl.log
-[[ -e __STATE__/active/falco-nodes.service ]]
+[[ -e __STATE__/active/falco-nodes.service && ! -e __STATE__/healthz-dead ]]
 `;
 
 /** cloud-init: `status --wait` exits with the code in the state's `cloud-init-rc` (default 0, i.e. done). */

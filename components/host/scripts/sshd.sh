@@ -30,7 +30,7 @@ validate_sshd() {
     if ! out=$(unshare --mount --propagation private -- bash -c \
         'mount --bind -- "$1" "$2" && exec sshd -t' falco-nodes-validate "$candidate" "$dir" 2>&1); then
         printf '%s\n' "$out" >&2
-        die "sshd -t rejected the configuration with the new drop-in (output above); nothing was changed and sshd was not reloaded"
+        die "sshd -t rejected the configuration with the new drop-in (output above); sshd was not reloaded; $(unchanged_note)"
     fi
 }
 
