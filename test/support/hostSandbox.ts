@@ -1,6 +1,6 @@
 /**
  * Runs the real generated host script, as root, without touching this machine: each run happens in a private
- * mount namespace (and an empty network namespace) where /etc and /var/lib are overlays whose writes land in the
+ * mount namespace (and an empty network and a private pid namespace) where /etc and /var/lib are overlays whose writes land in the
  * sandbox's own directories, /run is a fresh tmpfs (with /run/systemd/system, so the script sees a systemd host,
  * unless asked not to), and /usr/local/sbin (first on the script's fixed PATH) holds fakes of systemctl,
  * journalctl, sysctl, sshd, curl, falcoctl, nft and cloud-init that keep their state in the sandbox. Falco itself is a fake
@@ -73,10 +73,12 @@ for tool in $HIDE; do
         if [[ -e $dir/$tool ]]; then mount --bind /dev/null "$dir/$tool"; fi
     done
 done
+# Not exec'd: this shell stays PID 1 of the sandbox's pid namespace (the kernel ignores SIGKILL sent to its own
+# namespace's init), so a fake can kill the script as a dropped connection would.
 case $MODE in
-stdin) exec bash -s -- "$@" <"$SCRIPT" ;;
-file) exec bash "$SCRIPT" "$@" ;;
-nobody) exec setpriv --reuid=65534 --regid=65534 --clear-groups bash -s -- "$@" <"$SCRIPT" ;;
+stdin) bash -s -- "$@" <"$SCRIPT" ;;
+file) bash "$SCRIPT" "$@" ;;
+nobody) setpriv --reuid=65534 --regid=65534 --clear-groups bash -s -- "$@" <"$SCRIPT" ;;
 esac
 `;
 
@@ -369,7 +371,9 @@ export class HostSandbox {
         fs.writeFileSync(file, script, { mode: 0o644 });
         const r = spawnSync(
             "unshare",
-            ["--mount", "--net", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
+            // A pid namespace of its own (and its /proc): the script looks up its process tree for the SSH
+            // connection it runs in, and must not find the one this test process may run under.
+            ["--mount", "--net", "--pid", "--fork", "--mount-proc", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
                 options.mode ?? "stdin", options.systemd === false ? "no" : "yes", (options.hide ?? []).join(" "), ...(options.args ?? [])],
             { encoding: "utf8", timeout: 180_000 },
         );
