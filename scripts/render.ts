@@ -218,12 +218,15 @@ export function main(argv: string[], io: Io = consoleIo): number {
         nodes = renderStack(file);
         clusterValues = renderStackClusterValues(file);
     } catch (e) {
-        if (e instanceof StackConfigError || e instanceof HostSettingsError) {
-            io.err(`${path.relative(process.cwd(), file) || file}: ${e.message}`);
-            io.err("nothing was written");
-            return 1;
-        }
-        throw e;
+        // Bad input of any kind (a setting, a stack file YAML rejects, such as a duplicate key) is a message, not
+        // a stack trace: the trace shows only with FALCO_NODES_DEBUG=1.
+        const shown = path.relative(process.cwd(), file) || file;
+        const message = e instanceof Error ? e.message : String(e);
+        io.err(message.includes(file) ? message.split(file).join(shown) : `${shown}: ${message}`);
+        if (!(e instanceof StackConfigError || e instanceof HostSettingsError) && process.env.FALCO_NODES_DEBUG === "1" && e instanceof Error)
+            io.err(e.stack ?? "");
+        io.err("nothing was written");
+        return 1;
     }
     if (!nodes.length) io.err(`${file}: the stack has no nodes (falco-nodes:nodes): nothing to render`);
     try {

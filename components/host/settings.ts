@@ -706,6 +706,7 @@ export function resolveHostSettings(input: HostSettings = {}, keyPrefix = ""): R
         problems.push({ key: "perfEventParanoid", message: "only applies to the modern_ebpf driver; remove it or set driver: modern_ebpf/auto" });
 
     const k8sAudit = resolveK8sAudit(s.k8sAudit ?? {}, problems);
+    problems.push(...crossKeyProblems(raw, s, k8sAudit));
 
     if (problems.length) throw new HostSettingsError(problems, keyPrefix);
 
@@ -742,6 +743,65 @@ export function resolveHostSettings(input: HostSettings = {}, keyPrefix = ""): R
         },
         k8sAudit,
     };
+}
+
+/** Object keys JavaScript gives a meaning to: a config holding one would be merged wrongly, or dropped unseen. */
+const PROTOTYPE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/** The dotted paths of every such key in `value` (JSON-parsed input has `__proto__` as an own key). */
+function prototypeKeyPaths(value: unknown, at: string): string[] {
+    if (typeof value !== "object" || value === null) return [];
+    const out: string[] = [];
+    for (const k of Object.keys(value)) {
+        if (PROTOTYPE_KEYS.has(k)) out.push(`${at}.${k}`);
+        else out.push(...prototypeKeyPaths((value as Record<string, unknown>)[k], `${at}.${k}`));
+    }
+    return out;
+}
+
+/**
+ * Falco's config loader rewrites `$${...}` to `${...}` (yaml_helper `pre_process_env_vars`, as described at
+ * falcoConfig.ts's escapeFalcoEnvRefs), so such a value cannot reach Falco literally. The same scan as
+ * escapeFalcoEnvRefs: `${` and `$${` are looked at, any other `$` ends the scan.
+ */
+function hasUnpassableEnvRef(value: string): boolean {
+    for (let i = value.indexOf("$"); i >= 0; i = value.indexOf("$", i + 1)) {
+        const rest = value.slice(i);
+        if (!rest.includes("}")) return false;
+        if (rest.startsWith("$${")) return true;
+        if (!rest.startsWith("${")) return false;
+    }
+    return false;
+}
+
+/**
+ * Problems that need several keys at once, or the raw input: each one would otherwise throw a bare Error while
+ * rendering (a stack trace instead of the key), or pass and break the host.
+ */
+function crossKeyProblems(
+    raw: HostSettings,
+    s: HostSettings,
+    k8sAudit: ResolvedK8sAuditSettings,
+): { key: string; message: string }[] {
+    const problems: { key: string; message: string }[] = [];
+    for (const key of prototypeKeyPaths(raw.extraConfig, "extraConfig"))
+        problems.push({ key, message: "is not allowed as a key (JavaScript gives it a meaning: it would be merged wrongly or dropped); remove it" });
+    const rules = s.rules ?? {};
+    if (rules.defaultRules === false && (rules.builtin ?? ["x"]).length === 0 && Object.keys(rules.custom ?? {}).length === 0 && !(k8sAudit.enabled && k8sAudit.upstreamRules))
+        problems.push({ key: "rules", message: "no rules to load: defaultRules is false and builtin and custom are empty, so Falco would watch nothing; enable one of them" });
+    const program = s.outputs?.program?.program;
+    if (typeof program === "string" && hasUnpassableEnvRef(program))
+        problems.push({ key: "outputs.program.program", message: 'contains "$${...}", which Falco\'s config loader rewrites to "${...}" and cannot pass on literally; write it another way (e.g. "$ {" or a variable without braces)' });
+    const webserverOn = s.webserver?.enabled ?? true;
+    const port = s.webserver?.port ?? 8765;
+    if (webserverOn && port < 1024)
+        problems.push({ key: "webserver.port", message: `${port} is a privileged port, which the hardened unit cannot bind (no CAP_NET_BIND_SERVICE): use a port from 1024 up, e.g. 8765` });
+    if (webserverOn && k8sAudit.enabled && k8sAudit.variant === K8sAuditVariant.Webhook && k8sAudit.port === port)
+        problems.push({ key: "webserver.port", message: `${port} is also k8sAudit.port: two listeners cannot share a port; give one of them another` });
+    const modules = s.hardening?.sysctl?.overrides?.["kernel.modules_disabled"];
+    if ((s.hardening?.sysctl?.enabled ?? true) && modules !== undefined && modules !== null && String(modules) !== "0" && (s.driver ?? Driver.ModernEbpf) !== Driver.ModernEbpf)
+        problems.push({ key: "hardening.sysctl.overrides.kernel.modules_disabled", message: `with driver ${s.driver}, Falco may need to load its kernel module, which kernel.modules_disabled: ${modules} forbids until reboot: set driver: modern_ebpf, or drop the override` });
+    return problems;
 }
 
 /** `k8sAudit` with its defaults, pushing problems that span keys (variant-specific requirements) to `problems`. */
