@@ -313,4 +313,15 @@ for i in $(seq 60); do pgrep -f 'sleep 60' >/dev/null && break; sleep 1; done`);
         assert.strictEqual((await props(UNIT_NAME, "ActiveState")).ActiveState, "active");
         assert.deepStrictEqual(await filesDiffering(vm, filesForHost(good, { driver: "modern_ebpf", perfDropIn })), []);
     });
+
+    it("5. uninstall puts the package's units back as converge found them (enabled, running) and leaves nothing of ours", async function () {
+        this.timeout(10 * 60_000);
+        const r = await runHostScript(vm, good, "uninstall");
+        assert.strictEqual(r.code, 0, tail(r.stderr, 40));
+        assert.strictEqual((await props(UNIT_NAME, "LoadState")).LoadState, "not-found");
+        const units = await packageUnits();
+        assert.strictEqual(units["falco-modern-bpf.service"], "loaded/active/enabled", JSON.stringify(units));
+        assert.strictEqual(await vm.stat(STATE_DIR), undefined);
+        assert.strictEqual(await sh("apt-mark showhold"), "");
+    });
 });

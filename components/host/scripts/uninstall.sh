@@ -81,6 +81,7 @@ uninstall() {
     if ((${#masked[@]} > 0)); then systemctl --no-reload unmask --quiet -- "${masked[@]}" 2>/dev/null || true; fi
     systemctl daemon-reload
     systemctl reset-failed -- "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}" >/dev/null 2>&1 || true
+    restore_package_units_found
     rm -rf -- "$STATE_DIR"
 
     log "uninstalled (package purged: $purged)"

@@ -24,6 +24,7 @@ mask_package_units() {
             printf '%s\n' "$unit" >>"$STATE_DIR/masked-units"
         fi
     done
+    record_package_units_found
     systemctl daemon-reload
     CHANGED=true
 }
@@ -78,4 +79,38 @@ falco_healthy_now() {
 # Pulumi's and CI's logs. The EXIT trap then puts back what this converge changed (rollback_converge).
 rollback_and_fail() {
     die "$P_UNIT_NAME did not come up healthy with the new bundle within ${HEALTH_TIMEOUT_SECONDS}s; its log stays on the host: run journalctl -u $P_UNIT_NAME -n 50 there as root. Putting back the previous files, package and units (below); fix the settings and converge again"
+}
+
+# How the package's units were before converge first masked them (enabled? running?), kept for uninstall:
+# $STATE_DIR/package-units-found, one "unit<TAB>UnitFileState<TAB>ActiveState" line per unit, the first record
+# of a unit kept.
+record_package_units_found() {
+    local k file=$STATE_DIR/package-units-found line have=" "
+    if [[ -f $file ]]; then
+        while IFS=$'\t' read -r line _; do have+="$line "; done <"$file"
+    fi
+    for k in "${!U_NAMES[@]}"; do
+        ((k > 0)) || continue
+        [[ ${CUR_LOAD[k]:-} == loaded && $have != *" ${U_NAMES[k]} "* ]] || continue
+        printf '%s\t%s\t%s\n' "${U_NAMES[k]}" "${U_FILE[k]:--}" "${U_ACTIVE[k]:-inactive}" >>"$file"
+    done
+}
+
+# Uninstall: the package's units as converge found them (unmasked by then): enabled again if they were, and
+# started again if they were running. A unit the package no longer has (purged) is skipped.
+restore_package_units_found() {
+    local file=$STATE_DIR/package-units-found unit state active
+    [[ -f $file ]] || return 0
+    while IFS=$'\t' read -r unit state active; do
+        [[ $unit =~ $RE_UNIT ]] || continue
+        [[ $(systemctl show -p LoadState --value -- "$unit" 2>/dev/null || true) == loaded ]] || continue
+        if [[ $state == enabled ]]; then
+            log "enabling the package's $unit again (it was enabled before falco-nodes)"
+            systemctl enable --quiet -- "$unit" || warn "could not enable $unit"
+        fi
+        if [[ $active == active ]]; then
+            log "starting the package's $unit again (it was running before falco-nodes)"
+            systemctl start -- "$unit" || warn "could not start $unit"
+        fi
+    done <"$file"
 }
