@@ -77,7 +77,7 @@ describe("e2e: a converge never leaves a host worse than it found it (issue 13, 
     });
 
     after(async function () {
-        for (const c of children) c.kill("SIGKILL");
+        for (const c of children) if (c.exitCode === null && c.pid) try { process.kill(-c.pid, "SIGKILL"); } catch { /* gone */ }
         if (this.currentTest?.state === "failed") console.log(`[e2e] console log: ${vm?.consoleLog}`);
         await vm?.stop();
         await repo?.stop();
@@ -259,7 +259,7 @@ chmod 0755 /usr/local/sbin/${tool}`);
             "-F", "/dev/null", "-i", vm.privateKeyPath, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "IdentityAgent=none",
             "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${kh}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "HostKeyAlias=e2e-inner",
             "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", `ProxyCommand=${proxy}`, "-p", "22", `${vm.user}@127.0.0.1`, "echo jumped; sleep 900",
-        ], { stdio: ["ignore", "pipe", "pipe"] });
+        ], { stdio: ["ignore", "pipe", "pipe"], detached: true });
         children.push(inner);
         let innerOut = "";
         inner.stdout!.on("data", (d) => (innerOut += d));
@@ -269,7 +269,7 @@ chmod 0755 /usr/local/sbin/${tool}`);
         const r = await runHostScript(vm, good);
         failed(r, /AllowTcpForwarding no would cut the SSH connections this host forwards for ProxyJump \(a bastion: 127\.0\.0\.1:22\)/);
         assert.strictEqual(inner.exitCode, null, "the jumped session is still up");
-        inner.kill("SIGTERM");
+        process.kill(-inner.pid!, "SIGTERM"); // the session and its ProxyCommand
         await freshLogin();
         await new Promise((res) => setTimeout(res, 3000));
         await convergeOk(vm, good);
