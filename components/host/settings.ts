@@ -798,6 +798,9 @@ function crossKeyProblems(
         problems.push({ key: "webserver.port", message: `${port} is a privileged port, which the hardened unit cannot bind (no CAP_NET_BIND_SERVICE): use a port from 1024 up, e.g. 8765` });
     if (webserverOn && k8sAudit.enabled && k8sAudit.variant === K8sAuditVariant.Webhook && k8sAudit.port === port)
         problems.push({ key: "webserver.port", message: `${port} is also k8sAudit.port: two listeners cannot share a port; give one of them another` });
+    const filePath = s.outputs?.file?.path;
+    if ((s.outputs?.file?.enabled ?? true) && typeof filePath === "string" && /^\/var\/log\/falco\/.*\//.test(filePath))
+        problems.push({ key: "outputs.file.path", message: `${filePath} is in a directory below /var/log/falco that nothing creates (the unit's LogsDirectory= creates /var/log/falco only, and Falco creates no directory): put the file directly in /var/log/falco, e.g. /var/log/falco/events.json` });
     const modules = s.hardening?.sysctl?.overrides?.["kernel.modules_disabled"];
     if ((s.hardening?.sysctl?.enabled ?? true) && modules !== undefined && modules !== null && String(modules) !== "0" && (s.driver ?? Driver.ModernEbpf) !== Driver.ModernEbpf)
         problems.push({ key: "hardening.sysctl.overrides.kernel.modules_disabled", message: `with driver ${s.driver}, Falco may need to load its kernel module, which kernel.modules_disabled: ${modules} forbids until reboot: set driver: modern_ebpf, or drop the override` });

@@ -42,6 +42,7 @@ describe("bad input: each fails before anything changes, naming the key and the 
         ["webserver.port below 1024", { webserver: { port: 80 } }, /webserver\.port: 80 is a privileged port.*use a port from 1024 up/],
         ["webserver.port equal to k8sAudit.port", { webserver: { port: 9765 }, k8sAudit: { enabled: true, allowedSources: ["10.0.0.1/32"], port: 9765 } }, /webserver\.port: 9765 is also k8sAudit\.port/],
         ["kernel.modules_disabled with kmod", { driver: "kmod", hardening: { sysctl: { overrides: { "kernel.modules_disabled": 1 } } } }, /kernel\.modules_disabled: with driver kmod.*set driver: modern_ebpf, or drop the override/],
+        ["outputs.file.path in a directory nothing creates", { outputs: { file: { enabled: true, path: "/var/log/falco/alerts/events.json" } } }, /outputs\.file\.path: \/var\/log\/falco\/alerts\/events\.json is in a directory below \/var\/log\/falco that nothing creates.*put the file directly in \/var\/log\/falco/],
         ["kernel.modules_disabled with auto", { driver: "auto", hardening: { sysctl: { overrides: { "kernel.modules_disabled": "1" } } } }, /kernel\.modules_disabled: with driver auto/],
     ];
     for (const [name, input, message] of cases)
