@@ -113,10 +113,11 @@ unchanged_note() {
 }
 
 # Each unit's enabled and active state as found. Our unit: stopped and disabled when it was not there or not
-# running; started again (with the restored files) when it was running. The package's: started again when found
-# running (converge stops them only to start ours), unmasked when an interrupted run masked them.
+# running; started again (with the restored files) when it was running and $1 (files, package or the unit itself
+# were touched) is true, or it no longer runs. The package's: started again when found running (converge stops
+# them only to start ours), unmasked when an interrupted run masked them.
 restore_unit_states() {
-    local k unit now
+    local touched=$1 k unit now
     for k in "${!U_NAMES[@]}"; do
         unit=${U_NAMES[k]}
         if ((k == 0)); then
@@ -130,8 +131,10 @@ restore_unit_states() {
             disabled) systemctl disable --quiet -- "$unit" 2>/dev/null || true ;;
             esac
             if [[ ${U_ACTIVE[0]} == active ]]; then
-                log "starting $unit again with the restored files"
-                systemctl restart -- "$unit" 2>/dev/null || true
+                if [[ $touched == true ]] || ! systemctl is-active --quiet -- "$unit"; then
+                    log "starting $unit again with the restored files"
+                    systemctl restart -- "$unit" 2>/dev/null || true
+                fi
             else
                 systemctl stop -- "$unit" 2>/dev/null || true
                 systemctl reset-failed -- "$unit" 2>/dev/null || true
@@ -153,17 +156,22 @@ restore_unit_states() {
 # From the EXIT trap, after a failure: put back the files, the package and the units as found. Best effort: one
 # step failing does not stop the others, and every message says what is now true.
 rollback_converge() {
-    local failed=() state
+    local failed=() state touched=false
     set +e
     warn "converge failed after it began changing this host: putting back what it found"
+    if [[ $FILES_SAVED == true || $RESTARTED == true || $RESUMED == true ]]; then touched=true; fi
     if [[ $FILES_SAVED == true ]]; then
         restore_last_good || failed+=("files")
     fi
-    if [[ $P_SOURCE != preinstalled ]]; then restore_package || failed+=("the falco package $FOUND_VERSION"); fi
+    if [[ $P_SOURCE != preinstalled ]]; then
+        read_installed_package
+        if [[ $INSTALLED_VERSION != "$FOUND_VERSION" ]]; then touched=true; fi
+        restore_package || failed+=("the falco package $FOUND_VERSION")
+    fi
     if [[ $FOUND_SOURCES == no ]]; then rm -f -- "$APT_SOURCE" "$APT_KEYRING" "$RPM_REPO" "$RPM_KEY"; fi
     systemctl daemon-reload || failed+=("systemd daemon-reload")
-    restore_unit_states
-    if [[ ${U_ACTIVE[0]:-} == active ]]; then
+    restore_unit_states "$touched"
+    if [[ ${U_ACTIVE[0]:-} == active && $touched == true ]]; then
         if wait_healthy; then log "$P_UNIT_NAME runs again with the files it had before this converge"; else failed+=("$P_UNIT_NAME running healthy"); fi
     fi
     rm -f -- "$STATE_DIR/$PENDING_FILE_NAME"
