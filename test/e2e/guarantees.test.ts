@@ -106,8 +106,10 @@ describe("e2e: a converge never leaves a host worse than it found it (issue 13, 
         await root(`set -e
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q /var/tmp/falco.deb >/dev/null
 systemctl enable --now falco-modern-bpf.service
-systemd-run --unit e2e-port-holder perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => ${HELD_PORT}, Listen => 1, ReuseAddr => 1) or die "$!"; sleep 3600'
-for i in $(seq 30); do ss -Htln | grep -q ':${HELD_PORT} ' && break; sleep 1; done`);
+# A socket unit holds the port (systemd listens; nothing ever answers).
+systemd-run --unit e2e-port-holder --socket-property=ListenStream=127.0.0.1:${HELD_PORT} /bin/sleep 3600
+for i in $(seq 30); do ss -Htln | grep -q '127.0.0.1:${HELD_PORT} ' && break; sleep 1; done
+ss -Htln | grep -q '127.0.0.1:${HELD_PORT} ' || { echo "port ${HELD_PORT} is not held" >&2; exit 1; }`);
         const unitsBefore = await packageUnits();
         assert.strictEqual(unitsBefore["falco-modern-bpf.service"], "loaded/active/enabled");
         const pidBefore = (await props("falco-modern-bpf.service", "MainPID")).MainPID;
@@ -131,7 +133,7 @@ for i in $(seq 30); do ss -Htln | grep -q ':${HELD_PORT} ' && break; sleep 1; do
         const bad = await runHostScript(vm, bundleFor(settings("bad", {}, "evt.type = open and fd.name = STANDIN-INVALID")));
         failed(bad, /Falco rejected the new configuration.*nothing was changed/);
         assert.deepStrictEqual(await packageUnits(), unitsBefore);
-        await root("systemctl stop e2e-port-holder.service");
+        await root("systemctl stop e2e-port-holder.socket e2e-port-holder.service");
     });
 
     it("1b. converging for real: the package's units are masked only once ours runs healthy", async function () {
