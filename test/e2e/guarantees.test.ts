@@ -148,23 +148,6 @@ ss -Htln | grep -q '127.0.0.1:${HELD_PORT} ' || { echo "port ${HELD_PORT} is not
         await noPending();
     });
 
-    it("1c. a version change the new binary rejects: the previous package is installed again, held, and Falco runs the old files", async function () {
-        this.timeout(20 * 60_000);
-        const bad = bundleFor({ ...settings("v2bad", {}, "evt.type = open and fd.name = STANDIN-INVALID"), falcoVersion: NEWER });
-        const r = await runHostScript(vm, bad);
-        failed(r, /Falco rejected the new configuration .*putting back what this converge changed/);
-        assert.match(r.stderr, new RegExp(`reinstalling falco ${PINNED.replace(/\./g, "\\.")} \\(found installed\\) in place of ${NEWER.replace(/\./g, "\\.")}`));
-        assert.match(r.stderr, new RegExp(`the host is back as this converge found it \\(package falco ${PINNED.replace(/\./g, "\\.")}, falco-nodes.service running\\)`));
-        assert.strictEqual(await sh("dpkg-query -W -f='${Version}' falco"), PINNED);
-        assert.strictEqual(await sh("apt-mark showhold"), "falco");
-        assert.strictEqual((await props(UNIT_NAME, "ActiveState")).ActiveState, "active");
-        assert.match(await sh("falco -c /dev/null --version"), new RegExp(PINNED.replace(/\./g, "\\.")), "the binary is the previous one again");
-        assert.deepStrictEqual(JSON.parse(await healthz()), { status: "ok" });
-        assert.deepStrictEqual(await filesDiffering(vm, filesForHost(good, { driver: "modern_ebpf", perfDropIn })), []);
-        await noPending();
-        assert.strictEqual(await vm.stat(`${STATE_DIR}/rollback-package`), undefined);
-    });
-
     it("4. a SIGSTOPped Falco (active to systemd, /healthz dead): the no-op converge restarts it and says so", async function () {
         this.timeout(10 * 60_000);
         const before = await props(UNIT_NAME, "MainPID");
@@ -275,6 +258,24 @@ chmod 0755 /usr/local/sbin/${tool}`);
         await freshLogin();
         await new Promise((res) => setTimeout(res, 3000));
         await convergeOk(vm, good);
+    });
+
+    it("1c. a version change the new binary rejects: the previous package is installed again, held, and Falco runs the old files", async function () {
+        this.timeout(20 * 60_000);
+        const bad = bundleFor({ ...settings("v2bad", {}, "evt.type = open and fd.name = STANDIN-INVALID"), falcoVersion: NEWER });
+        const r = await runHostScript(vm, bad);
+        failed(r, /Falco rejected the new configuration .*putting back what this converge changed/);
+        assert.strictEqual(await sh("dpkg-query -W -f='${Status} ${Version}' falco"), `hold ok installed ${PINNED}`, tail(r.stderr, 30));
+        assert.match(r.stderr, new RegExp(`reinstalling falco ${PINNED.replace(/\./g, "\\.")} \\(found installed\\) in place of ${NEWER.replace(/\./g, "\\.")}`));
+        assert.match(r.stderr, new RegExp(`the host is back as this converge found it \\(package falco ${PINNED.replace(/\./g, "\\.")}, falco-nodes.service running\\)`));
+        assert.strictEqual(await sh("dpkg-query -W -f='${Version}' falco"), PINNED);
+        assert.strictEqual(await sh("apt-mark showhold"), "falco");
+        assert.strictEqual((await props(UNIT_NAME, "ActiveState")).ActiveState, "active");
+        assert.match(await sh("falco -c /dev/null --version"), new RegExp(PINNED.replace(/\./g, "\\.")), "the binary is the previous one again");
+        assert.deepStrictEqual(JSON.parse(await healthz()), { status: "ok" });
+        assert.deepStrictEqual(await filesDiffering(vm, filesForHost(good, { driver: "modern_ebpf", perfDropIn })), []);
+        await noPending();
+        assert.strictEqual(await vm.stat(`${STATE_DIR}/rollback-package`), undefined);
     });
 
     it("6. apt under a held dpkg lock: converge waits for it instead of failing (and installs with --no-remove)", async function () {

@@ -166,7 +166,7 @@ rollback_converge() {
     if [[ $P_SOURCE != preinstalled ]]; then
         read_installed_package
         if [[ $INSTALLED_VERSION != "$FOUND_VERSION" ]]; then touched=true; fi
-        restore_package || failed+=("the falco package $FOUND_VERSION")
+        restore_package || failed+=("the falco package $FOUND_VERSION (dpkg/rpm now has: ${INSTALLED_VERSION:-none})")
     fi
     if [[ $FOUND_SOURCES == no ]]; then rm -f -- "$APT_SOURCE" "$APT_KEYRING" "$RPM_REPO" "$RPM_KEY"; fi
     systemctl daemon-reload || failed+=("systemd daemon-reload")
