@@ -177,7 +177,10 @@ if [[ -s /run/e2e-kill-at ]]; then
         exit 1
     fi
 fi
-exec /usr/bin/${tool} "$@"
+for dir in /usr/sbin /usr/bin /sbin /bin; do
+    if [[ -x $dir/${tool} ]]; then exec "$dir/${tool}" "$@"; fi
+done
+exit 127
 EOF
 chmod 0755 /usr/local/sbin/${tool}`);
     let step = 0;
