@@ -132,7 +132,7 @@ validate_falco_config() {
         'mount --bind -- "$1" "$2" && exec "$3" -c "$4" --dry-run -o "engine.kind=$5"' \
         falco-nodes-validate "$candidate" "$P_FALCO_DIR" "$P_BINARY" "$P_FALCO_MAIN" "$DRIVER" 2>&1); then
         printf '%s\n' "$out" >&2
-        die "Falco rejected the new configuration (falco --dry-run output above); nothing was changed: Falco keeps running with its current configuration"
+        die "Falco rejected the new configuration (falco --dry-run output above); $(unchanged_note)"
     fi
     # Falco only warns when falco.yaml fails its own schema (a misspelled extraConfig key is silently ignored).
     if grep -q "schema validation: failed" <<<"$out"; then
@@ -141,16 +141,31 @@ validate_falco_config() {
     fi
 }
 
-# Keep every managed file as it is now (the set that was running), so a Falco that fails to come up can get it back.
+# Keep every managed file as it is now (the set that was running), so a failed converge can put it back. Finishing
+# an interrupted converge, the files it saved are the ones to go back to: only paths they lack are added.
 save_last_good() {
-    local dir="$STATE_DIR/last-good" next="$STATE_DIR/last-good.next" i
+    local dir="$STATE_DIR/last-good" next="$STATE_DIR/last-good.next" i group path
+    local -A saved=()
     rm -rf -- "$next"
-    mkdir -p -- "$next/files"
-    : >"$next/manifest"
-    for i in "${!F_PATH[@]}"; do save_one "$next" "${F_GROUP[i]}" "${F_PATH[i]}"; done
-    for i in "${!R_PATH[@]}"; do save_one "$next" "${R_GROUP[i]}" "${R_PATH[i]}"; done
+    if [[ $FILES_SAVED == true && -f $dir/manifest ]]; then
+        cp -a -- "$dir" "$next"
+        while IFS=$'\t' read -r _ _ path; do saved[$path]=1; done <"$next/manifest"
+    else
+        mkdir -p -- "$next/files"
+        : >"$next/manifest"
+    fi
+    for i in "${!F_PATH[@]}"; do
+        group=${F_GROUP[i]} path=${F_PATH[i]}
+        if [[ -z ${saved[$path]:-} ]]; then save_one "$next" "$group" "$path"; fi
+    done
+    for i in "${!R_PATH[@]}"; do
+        group=${R_GROUP[i]} path=${R_PATH[i]}
+        if [[ -z ${saved[$path]:-} ]]; then save_one "$next" "$group" "$path"; fi
+    done
     rm -rf -- "$dir"
     mv -- "$next" "$dir"
+    FILES_SAVED=true
+    write_pending
 }
 
 save_one() {
@@ -232,7 +247,7 @@ swap_in_changes() {
 
 apply_sysctl() {
     local i
-    for i in "${C_INDEX[@]}"; do
+    for i in "${!F_PATH[@]}"; do
         [[ ${F_GROUP[i]} == sysctl ]] || continue
         sysctl -q -p "${F_PATH[i]}" || warn "sysctl could not apply every key of ${F_PATH[i]} (above); the rest is applied"
     done

@@ -107,10 +107,9 @@ uninstall() {
     local -A seen=()
     local U_GROUP=() U_PATH=() masked=()
 
-    WORK=$(mktemp -d)
-    mkdir -- "$WORK/bundle"
-    falco_nodes_payload | tar -xzf - -C "$WORK/bundle" --no-same-owner --no-same-permissions ||
-        die "could not unpack the bundle (truncated or damaged script?); nothing was changed"
+    # The bundle may carry secrets: unpacked in root's own state directory (0700), not /tmp; the EXIT trap
+    # removes it on every path, and the rm -rf of $STATE_DIR below on success.
+    unpack_bundle
     load_params
     check_bundle_arg
     if ! uninstall_owned; then return 0; fi
@@ -155,7 +154,7 @@ uninstall() {
     if [[ $P_SOURCE != preinstalled && -n $(package_version) ]]; then
         # The hold/versionlock is ours: release it whether or not the package goes.
         if [[ $PKG_FAMILY == debian ]]; then
-            apt-mark unhold falco >/dev/null 2>&1 || true
+            apt_mark unhold falco 2>/dev/null || true
         elif "$(rpm_tool)" versionlock list >/dev/null 2>&1; then
             "$(rpm_tool)" -q versionlock delete falco >/dev/null 2>&1 || true
         fi
@@ -163,7 +162,7 @@ uninstall() {
             log "purging the falco package (install.purgeOnUninstall)"
             umask 022
             if [[ $PKG_FAMILY == debian ]]; then
-                DEBIAN_FRONTEND=noninteractive apt-get purge -y -q falco </dev/null
+                DEBIAN_FRONTEND=noninteractive apt-get purge -y -q -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_SECONDS" falco </dev/null
             else
                 "$(rpm_tool)" -y -q remove falco </dev/null
             fi
@@ -185,6 +184,7 @@ uninstall() {
     if ((${#masked[@]} > 0)); then systemctl --no-reload unmask --quiet -- "${masked[@]}" 2>/dev/null || true; fi
     systemctl daemon-reload
     systemctl reset-failed -- "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}" >/dev/null 2>&1 || true
+    restore_package_units_found
     rm -rf -- "$STATE_DIR"
 
     log "uninstalled (package purged: $purged)"
