@@ -507,7 +507,7 @@ describe("host scripts: a converge never leaves a host worse than it found it (s
         sb.touch("package-units", "falco-modern-bpf.service");
         sb.touch("enabled", "falco-modern-bpf.service");
         sb.touch("active", "falco-modern-bpf.service");
-        const bad = managedBy({ rules: { custom: { broken: "- rule: x\n  condition: INVALID_FOR_FALCO\n  output: x\n  priority: ERROR\n  desc: x\n" } } });
+        const bad = managedBy({ rules: { custom: { broken: "- rule: x\n  condition: evt.type = open and fd.name = STANDIN-INVALID\n  output: x\n  priority: ERROR\n  desc: x\n" } } });
         const r = sb.run(bad.installScript);
         assert.equal(r.status, 1);
         assert.match(r.stderr, /Falco rejected the new configuration.*nothing was changed/);

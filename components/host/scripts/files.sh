@@ -259,17 +259,27 @@ apply_sysctl() {
     done
 }
 
+# Two files with the same content (one sha256sum process for both).
+same_content() {
+    local sums=()
+    mapfile -t sums < <(sha256sum -- "$1" "$2" 2>/dev/null)
+    ((${#sums[@]} == 2)) && [[ ${sums[0]%% *} == "${sums[1]%% *}" ]]
+}
+
 restore_last_good() {
     local group state path sshd_touched=false
     [[ -f $STATE_DIR/last-good/manifest ]] || return 0
     while IFS=$'\t' read -r group state path; do
         [[ $path =~ $RE_PATH && $path != *..* ]] || continue
         if [[ $state == present ]]; then
+            # A file this converge did not change stays as it is (no sshd reload or sysctl apply for it).
+            if [[ -f $path ]] && same_content "$STATE_DIR/last-good/files$path" "$path"; then continue; fi
             cp -p -- "$STATE_DIR/last-good/files$path" "$path$STAGE_SUFFIX"
             mv -f -- "$path$STAGE_SUFFIX" "$path"
             if [[ $group == sysctl ]]; then sysctl -q -p "$path" || true; fi
             if [[ $group == firewall ]]; then nft -f "$path" || true; fi
         else
+            if [[ ! -e $path && ! -L $path ]]; then continue; fi
             rm -f -- "$path"
         fi
         if [[ $group == sshd ]]; then sshd_touched=true; fi
