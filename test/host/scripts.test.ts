@@ -78,6 +78,18 @@ describe("host scripts: static checks", () => {
         }
     });
 
+    it("every return states its status: a bare return in a function the EXIT trap (the rollback) runs returns the failure before the trap", () => {
+        // bash(1), SHELL BUILTIN COMMANDS, return: "If return is executed by a trap handler, the last command used to
+        // determine the status is the last command executed before the trap handler." Shown with the real bash:
+        const demo = spawnSync("bash", ["-ec", "f() { true; return; }; g() { true; return 0; }; t() { set +e; f; a=$?; g; echo $a$?; }; trap t EXIT; false"], { encoding: "utf8" });
+        assert.equal(demo.stdout.trim(), "10", "bare return in the trap: 1 (false's status); explicit: 0");
+        for (const part of SCRIPT_PART_PATHS) {
+            const bare = fs.readFileSync(part, "utf8").split("\n").map((l, i) => [i + 1, l.replace(/#.*$/, "")] as const)
+                .filter(([, l]) => /(^|[\s;{&|])return\s*($|;|\})/.test(l));
+            assert.deepEqual(bare, [], `${part}: say return 0 or return 1`);
+        }
+    });
+
     it("assembles every script in scripts/ exactly once, converge.sh (the shebang and shell options) first", () => {
         const onDisk = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh")).map((f) => path.join(SCRIPTS_DIR, f));
         assert.deepEqual([...SCRIPT_PART_PATHS].sort(), onDisk.sort());

@@ -222,8 +222,10 @@ restore_package() {
                 apt_install "$deb" >&2 && apt_mark hold falco
                 umask 077
                 read_installed_package
-                [[ $INSTALLED_VERSION == "$FOUND_VERSION" ]]
-                return
+                # An explicit status: a bare `return` in a function the EXIT trap runs returns the status of the
+                # command that failed before the trap (bash(1), SHELL BUILTIN COMMANDS, return), not of the test.
+                if [[ $INSTALLED_VERSION == "$FOUND_VERSION" ]]; then return 0; fi
+                return 1
             done
             apt_install "falco=$FOUND_VERSION" >&2 && apt_mark hold falco
         else
