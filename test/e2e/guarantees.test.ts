@@ -329,5 +329,13 @@ for i in $(seq 60); do pgrep -f 'sleep 60' >/dev/null && break; sleep 1; done`);
         assert.strictEqual(units["falco-modern-bpf.service"], "loaded/active/enabled", JSON.stringify(units));
         assert.strictEqual(await vm.stat(STATE_DIR), undefined);
         assert.strictEqual(await sh("apt-mark showhold"), "");
+        // The package's falco.yaml is back as shipped (dpkg's conffile checksum), and every directory left empty
+        // under /etc/falco* is one the package owns.
+        const conffile = (await sh("dpkg-query -W -f='${Conffiles}' falco")).split("\n").map((l) => l.trim().split(/\s+/)).find(([p]) => p === "/etc/falco/falco.yaml");
+        assert.ok(conffile, "the package ships /etc/falco/falco.yaml as a conffile");
+        assert.strictEqual((await root("md5sum /etc/falco/falco.yaml")).split(/\s+/)[0], conffile[1], "falco.yaml as the package shipped it");
+        const owned = new Set((await sh("dpkg -L falco")).split("\n"));
+        const empty = (await root("find /etc/falco /etc/falcoctl -type d -empty 2>/dev/null || true")).split("\n").filter(Boolean);
+        assert.deepStrictEqual(empty.filter((d) => !owned.has(d)), [], "no empty directory of ours left");
     });
 });

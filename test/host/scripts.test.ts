@@ -544,6 +544,53 @@ describe("host scripts: a converge never leaves a host worse than it found it (s
         assert.equal(sb.stat(`${STATE_DIR}/manifest`), undefined);
     });
 
+    it("an uninstall after a rolled-back first converge removes nothing it never owned: the package's falco.yaml and an admin's logrotate file stay", () => {
+        sb.write(FALCO_MAIN_CONFIG, "# the package's falco.yaml\n");
+        sb.write(LOGROTATE_PATH, "# the admin's own rotation\n");
+        const before = sb.snapshot();
+        const b = managedBy(crash);
+        const r = sb.run(b.installScript);
+        assert.equal(r.status, 1, r.stderr);
+        assert.deepEqual(sb.snapshot(), before, "the rollback put everything back");
+        const u = sb.run(b.installScript, { args: ["uninstall"] });
+        assert.equal(u.status, 0, u.stderr);
+        assert.equal(sb.read(FALCO_MAIN_CONFIG), "# the package's falco.yaml\n");
+        assert.equal(sb.read(LOGROTATE_PATH), "# the admin's own rotation\n");
+        assert.doesNotMatch(u.stderr, /removing \/etc/);
+    });
+
+    it("an uninstall after an interrupted first converge puts back the files it had replaced (the package's falco.yaml) and removes its new ones", () => {
+        sb.write(FALCO_MAIN_CONFIG, "# the package's falco.yaml\n");
+        const before = sb.snapshot();
+        const b = managedBy();
+        fs.writeFileSync(path.join(sb.state, "kill-at"), `restart -- ${UNIT_NAME}`);
+        assert.notEqual(sb.run(b.installScript).status, 0, "killed at the restart, after the swap");
+        assert.equal(sb.log("killed").length, 1);
+        sb.mark("kill-at", false);
+        assert.notEqual(sb.read(FALCO_MAIN_CONFIG), "# the package's falco.yaml\n", "the swap happened");
+        const u = sb.run(b.installScript, { args: ["uninstall"] });
+        assert.equal(u.status, 0, u.stderr);
+        assert.match(u.stderr, /an earlier converge was interrupted: putting back the files it replaced/);
+        assert.equal(sb.read(FALCO_MAIN_CONFIG), "# the package's falco.yaml\n");
+        assert.deepEqual(Object.keys(sb.snapshot()).filter((f) => !(f in before)), [], "nothing of ours is left");
+    });
+
+    it("an uninstall removes the directories converge created once they are empty, and keeps those with someone else's files", () => {
+        assert.equal(sb.stat("/etc/falco"), undefined, "this host has no /etc/falco");
+        const b = managedBy({ rules: { custom: { mine: "- list: my_bins\n  items: [ls]\n" } } });
+        assert.equal(sb.run(b.installScript).status, 0);
+        assert.ok(sb.stat("/etc/falco/rules.d")?.isDirectory());
+        const u = sb.run(b.installScript, { args: ["uninstall"] });
+        assert.equal(u.status, 0, u.stderr);
+        assert.equal(sb.stat("/etc/falco"), undefined, "no empty /etc/falco* directory left");
+        assert.ok(sb.stat("/etc/ssh/sshd_config.d")?.isDirectory(), "a directory that was there before stays");
+
+        assert.equal(sb.run(b.installScript).status, 0);
+        sb.write("/etc/falco/rules.d/admin.yaml", "- list: admins\n  items: []\n");
+        assert.equal(sb.run(b.installScript, { args: ["uninstall"] }).status, 0);
+        assert.equal(sb.read("/etc/falco/rules.d/admin.yaml"), "- list: admins\n  items: []\n");
+    });
+
     it("a no-op converge restarts an active Falco whose /healthz is dead, and says so", () => {
         const b = managedBy({ webserver: { enabled: true } });
         assert.equal(sb.run(b.installScript).status, 0);

@@ -116,7 +116,10 @@ cleanup() {
     if [[ -n $WORK ]]; then rm -rf -- "$WORK"; fi
     # A run that failed before writing any state leaves no empty state directory behind. (With a manifest the
     # directory is not empty: no rmdir process to find that out.)
-    if [[ ! -e $STATE_DIR/manifest ]]; then rmdir -- "$STATE_DIR" 2>/dev/null || true; fi
+    if [[ ! -e $STATE_DIR/manifest ]]; then
+        remove_created_dirs
+        rmdir -- "$STATE_DIR" 2>/dev/null || true
+    fi
 }
 
 # --- shared helpers -----------------------------------------------------------------------------------------

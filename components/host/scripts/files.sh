@@ -125,7 +125,7 @@ validate_falco_config() {
         rm -f -- "$candidate/$rel"
         cp -- "${F_SRC[i]}" "$candidate/$rel"
     done
-    [[ -d $P_FALCO_DIR ]] || install -d -m 0755 -- "$P_FALCO_DIR"
+    make_dir 0755 "$P_FALCO_DIR"
     log "validating the new configuration with $P_BINARY --dry-run"
     # shellcheck disable=SC2016 # positional parameters of the inner shell
     if ! out=$(unshare --mount --propagation private -- bash -c \
@@ -180,8 +180,35 @@ save_one() {
 }
 
 ensure_parent_dir() {
-    local parent=${1%/*}
-    [[ -d $parent ]] || install -d -m 0755 -o root -g root -- "$parent"
+    make_dir 0755 "${1%/*}"
+}
+
+# A directory (and any missing parent) with mode $1, root-owned. Each directory it creates is recorded in
+# $STATE_DIR/created-dirs, so an uninstall (or the rollback of a first converge) removes the ones it leaves empty
+# and no other: a directory that was there before is never ours.
+make_dir() {
+    local mode=$1 dir=$2 missing=()
+    while [[ -n $dir && ! -d $dir ]]; do
+        missing=("$dir" "${missing[@]}")
+        dir=${dir%/*}
+    done
+    for dir in "${missing[@]}"; do
+        install -d -m "$mode" -o root -g root -- "$dir"
+        if [[ -d $STATE_DIR ]]; then printf '%s\n' "$dir" >>"$STATE_DIR/created-dirs"; fi
+    done
+}
+
+# The directories make_dir created that are empty now go, deepest first; those still holding something stay
+# recorded (someone else's files, or ours of a converge that is still in place).
+remove_created_dirs() {
+    local file=$STATE_DIR/created-dirs dir dirs=() kept=""
+    [[ -f $file ]] || return 0
+    mapfile -t dirs < <(sort -u -- "$file" | sort -r)
+    for dir in "${dirs[@]}"; do
+        [[ $dir =~ $RE_PATH && $dir != *..* && -d $dir ]] || continue
+        if rmdir -- "$dir" 2>/dev/null; then log "removing the directory $dir (created by falco-nodes, now empty)"; else kept+="$dir"$'\n'; fi
+    done
+    if [[ -n $kept ]]; then printf '%s' "$kept" >"$file"; else rm -f -- "$file"; fi
 }
 
 # A file that was there before falco-nodes first wrote the path (the package's falco.yaml, a conffile) is kept

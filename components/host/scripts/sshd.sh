@@ -25,7 +25,7 @@ validate_sshd() {
     if ! grep -Eqs "^[[:space:]]*Include[[:space:]]+$dir/" /etc/ssh/sshd_config; then
         warn "/etc/ssh/sshd_config does not include $dir/*.conf: the sshd hardening drop-in will have no effect"
     fi
-    [[ -d $dir ]] || install -d -m 0755 -- "$dir"
+    make_dir 0755 "$dir"
     # shellcheck disable=SC2016 # positional parameters of the inner shell
     if ! out=$(unshare --mount --propagation private -- bash -c \
         'mount --bind -- "$1" "$2" && exec sshd -t' falco-nodes-validate "$candidate" "$dir" 2>&1); then

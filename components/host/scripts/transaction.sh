@@ -174,6 +174,7 @@ rollback_converge() {
     if [[ ${U_ACTIVE[0]:-} == active && $touched == true ]]; then
         if wait_healthy; then log "$P_UNIT_NAME runs again with the files it had before this converge"; else failed+=("$P_UNIT_NAME running healthy"); fi
     fi
+    remove_created_dirs
     rm -f -- "$STATE_DIR/$PENDING_FILE_NAME"
     rm -rf -- "$STATE_DIR/rollback-package"
     if [[ ! -f $STATE_DIR/manifest ]]; then rm -rf -- "$STATE_DIR/originals" "$STATE_DIR/last-good"; fi

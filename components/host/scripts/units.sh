@@ -137,7 +137,7 @@ check_canary() {
     since=$(date +%s)
     if [[ -n $P_CANARY_FILE && -f $P_CANARY_FILE ]]; then size=$(stat -c %s -- "$P_CANARY_FILE"); fi
     if [[ ! -e $P_CANARY_PATH ]]; then
-        install -d -m 0755 -- "$dir"
+        make_dir 0755 "$dir"
         : >"$P_CANARY_PATH"
     fi
     while ((SECONDS < deadline)); do
