@@ -591,6 +591,22 @@ describe("host scripts: a converge never leaves a host worse than it found it (s
         assert.equal(sb.read("/etc/falco/rules.d/admin.yaml"), "- list: admins\n  items: []\n");
     });
 
+    it("an uninstall unpacks the bundle (it may carry secrets) in root's own state directory and removes it on a failed exit too", () => {
+        const b = managedBy();
+        assert.equal(sb.run(b.installScript).status, 0);
+        const stateDir = path.join(sb.root, "varlib/upper", STATE_DIR.replace(/^\/var\/lib\//, ""));
+        const works = () => fs.readdirSync(stateDir).filter((n) => n.startsWith("work."));
+        // A command naming another bundle fails after the unpack (the check needs the bundle's hash).
+        const r = sb.run(b.installScript, { args: ["uninstall", "--owner", "a".repeat(64), "--bundle", "b".repeat(64)] });
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /nothing was changed/);
+        assert.deepEqual(works(), [], "no unpacked bundle left behind");
+        assert.equal(sb.mode(STATE_DIR), "0700");
+        assert.doesNotMatch(CONVERGE_SCRIPT, /\/tmp\/|TMPDIR/, "the script never unpacks or stages under /tmp");
+        const mktemps = CONVERGE_SCRIPT.split("\n").filter((l) => /\$\(mktemp/.test(l));
+        assert.ok(mktemps.every((l) => l.includes('mktemp -d "$P_ARTIFACTS_DIR/')), `a temporary file outside root's own directories: ${mktemps.join("; ")}`);
+    });
+
     it("a no-op converge restarts an active Falco whose /healthz is dead, and says so", () => {
         const b = managedBy({ webserver: { enabled: true } });
         assert.equal(sb.run(b.installScript).status, 0);
