@@ -20,10 +20,12 @@
  *   real one it first adds every index its `--config` names, and a config without an `indexes` key gets
  *   falcoctl's default, falcosecurity's index (falcosecurity/falcoctl internal/config/config.go, Load:
  *   `viper.SetDefault(IndexesKey, []Index{DefaultIndex})`; cmd/artifact/artifact.go, PersistentPreRun:
- *   `RunIndexAdd` per index under `CheckErr`, fatal). The host is online (falcosecurity's index and ghcr.io
- *   answer; a reference the index covers is signature-verified, logged as `verified <ref>`) unless the state has
- *   `offline`: then only other registries (a mirror) answer, and the default index or a ghcr.io reference fails
- *   the call. The config of each call is appended to the state's `falcoctl-configs` (one line per call);
+ *   `RunIndexAdd` per index under `CheckErr`, fatal). An index name (`k8saudit@sha256:...`) resolves through the
+ *   default index to ghcr.io and is signature-verified, logged as `verified <resolved ref>`; a full reference is
+ *   pulled as given and never verified (pkg/index/index/index.go, ResolveReference and SignatureForIndexRef). The
+ *   host is online (falcosecurity's index and ghcr.io answer) unless the state has `offline`: then only other
+ *   registries (a mirror) answer, and the default index or a ghcr.io reference fails the call. The fake file
+ *   holds the pinned digest. The config of each call is appended to the state's `falcoctl-configs` (one line per call);
  * - `nft -f` keeps the loaded file as the state's `nft-ruleset` (the "kernel's" table), `list table` succeeds while
  *   it exists, `delete table` removes it; `nft -c` fails when the state has `nft-reject`.
  * - `systemctl show` also prints FragmentPath (the first unit file found along systemd's unit search path, in
@@ -225,22 +227,34 @@ if [[ $default_index == true && -e $S/offline ]]; then
 fi
 if [[ -e $S/falcoctl-fail ]]; then echo "ERROR unable to get manifest: unable to fetch reference" >&2; exit 1; fi
 for ref in "${"${"}refs[@]}"; do
+    # An index name (no "/") resolves through the merged indexes to the entry's registry/repository, and only an
+    # index name gets the entry's cosign signature; a full reference is used as is, unsigned
+    # (pkg/index/index/index.go ResolveReference, SignatureForIndexRef). falcosecurity's index lists its plugins
+    # under ghcr.io/falcosecurity/plugins/plugin/<name>, k8saudit-rules under .../ruleset/k8saudit.
+    if [[ $ref != */* ]]; then
+        name=${"${"}ref%%[@:]*}
+        if [[ $default_index != true ]]; then
+            echo "ERROR cannot find $ref among the configured indexes, skipping" >&2
+            exit 1
+        fi
+        case $name in
+        k8saudit-rules) ref=ghcr.io/falcosecurity/plugins/ruleset/k8saudit${"${"}ref#"$name"} ;;
+        *) ref=ghcr.io/falcosecurity/plugins/plugin/$name${"${"}ref#"$name"} ;;
+        esac
+        printf 'verified %s\n' "$ref" >>"$S/falcoctl-verified"
+    fi
     if [[ -e $S/offline && $ref == ghcr.io/* ]]; then
         echo "ERROR unable to get manifest: dial tcp: lookup ghcr.io: no such host" >&2
         exit 1
     fi
-    # falcosecurity's index signs its own artifacts (install.go: SignatureForIndexRef, then signature.Verify).
-    if [[ $default_index == true && $ref == ghcr.io/falcosecurity/plugins/* ]]; then
-        printf 'verified %s\n' "$ref" >>"$S/falcoctl-verified"
-    fi
-    repo=${"${"}ref%:*} version=${"${"}ref##*:}
+    pinned=${"${"}ref#*@}
+    [[ $ref == *@sha256:* ]] || pinned=unpinned
+    repo=${"${"}ref%@*}
+    repo=${"${"}repo%:*}
     name=${"${"}repo##*/}
     case $repo in
-    */plugin/*) printf 'fake plugin %s %s
-' "$name" "$version" >"$pdir/lib$name.so" ;;
-    */ruleset/*) printf -- '- list: fake_k8s_audit_rules
-  items: [%s]
-' "$version" >"$rdir/k8s_audit_rules.yaml" ;;
+    */plugin/*) printf 'fake plugin %s %s\n' "$name" "$pinned" >"$pdir/lib$name.so" ;;
+    */ruleset/*) printf -- '- list: fake_k8s_audit_rules\n  items: [%s]\n' "$pinned" >"$rdir/k8s_audit_rules.yaml" ;;
     *) echo "fake falcoctl: unknown reference $ref" >&2; exit 1 ;;
     esac
 done
