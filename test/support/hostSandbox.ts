@@ -66,6 +66,11 @@ export interface RunOptions {
     hide?: string[];
     /** Files to put under the run's fresh /run (path relative to /run: content), e.g. `cloud-init/result.json`. */
     runFiles?: Record<string, string>;
+    /**
+     * A network namespace file to run in (e.g. LocalOciRegistry's, whose only network is a registry on loopback)
+     * instead of a fresh, empty one.
+     */
+    netns?: string;
 }
 
 const WRAPPER = String.raw`
@@ -319,6 +324,32 @@ export class HostSandbox {
         return fs.existsSync(path.join(this.state, kind, unit));
     }
 
+    /**
+     * Replace the fake falcoctl with `script` (the e2e TEST STAND-IN, test/e2e/standin/falcoctl-standin.sh, which
+     * talks to a real registry), logging to the state's `falcoctl.log`. `caFile` plays the host's CA store (Go's
+     * crypto/x509 reads $SSL_CERT_FILE on Linux). The stand-in runs with the system PATH, so it reaches the real
+     * curl and not the sandbox's fake one.
+     */
+    useFalcoctl(script: string, caFile?: string): void {
+        // Plain paths only, so they need no shell quoting.
+        const q = (v: string) => {
+            if (!/^\/[A-Za-z0-9._\/-]+$/.test(v)) throw new Error(`${v} is not a plain path`);
+            return v;
+        };
+        fs.writeFileSync(
+            path.join(this.root, "fakebin", "falcoctl"),
+            [
+                "#!/bin/bash",
+                `export FALCOCTL_STANDIN_LOG=${q(path.join(this.state, "falcoctl.log"))}`,
+                ...(caFile ? [`export SSL_CERT_FILE=${q(caFile)}`] : []),
+                "export PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                `exec ${q(script)} "$@"`,
+                "",
+            ].join("\n"),
+            { mode: 0o755 },
+        );
+    }
+
     /** Create (or with false, remove) a marker file in the fakes' state (`falcoctl-fail`, `nft-reject`, `nft-ruleset`). */
     mark(name: string, present = true): void {
         const file = path.join(this.state, name);
@@ -409,9 +440,10 @@ export class HostSandbox {
         }
         const file = path.join(this.root, "scripts", `script-${Date.now()}-${Math.random().toString(36).slice(2)}.sh`);
         fs.writeFileSync(file, script, { mode: 0o644 });
+        const net = options.netns ? ["nsenter", `--net=${options.netns}`, "unshare"] : ["unshare", "--net"];
         const r = spawnSync(
-            "unshare",
-            ["--mount", "--net", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
+            net[0],
+            [...net.slice(1), "--mount", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
                 options.mode ?? "stdin", options.systemd === false ? "no" : "yes", (options.hide ?? []).join(" "), ...(options.args ?? [])],
             { encoding: "utf8", timeout: 180_000 },
         );
