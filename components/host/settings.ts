@@ -246,11 +246,13 @@ export interface K8sAuditSettings {
     pluginDigests?: K8sAuditPluginDigests;
     /**
      * OCI repository prefix the artifacts are pulled from: `<registry>/plugin/<name>:<version>` and
-     * `<registry>/ruleset/k8saudit:<version>`. Default `ghcr.io/falcosecurity/plugins`: falcoctl then uses
-     * falcosecurity's index and verifies each artifact's cosign signature, so the host needs ghcr.io,
-     * falcosecurity.github.io (the index) and Sigstore. Point it at a mirror on hosts without internet access:
-     * falcoctl then uses no index (`indexes: []`) and needs only the mirror, and verifies no signature (the
-     * index holds them), so the artifacts are as trustworthy as the mirror.
+     * `<registry>/ruleset/k8saudit:<version>`, always by digest (`pluginDigests`). Default
+     * `ghcr.io/falcosecurity/plugins`: converge then names each artifact by its falcosecurity index name and digest
+     * (`k8saudit@sha256:...`), so falcoctl resolves it through falcosecurity's index and verifies its cosign
+     * signature; the host needs ghcr.io, falcosecurity.github.io (the index) and Sigstore's TUF repository
+     * (tuf-repo-cdn.sigstore.dev). Point it at a mirror on hosts without internet access: falcoctl then uses no
+     * index (`indexes: []`) and needs only the mirror, and verifies no signature (the index holds them), so the
+     * artifacts are exactly the pinned digests, from wherever the mirror got them.
      */
     registry?: string;
     /**
