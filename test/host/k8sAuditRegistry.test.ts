@@ -16,17 +16,12 @@ import { ARTIFACTS_DIR, FALCO_MAIN_CONFIG } from "../../components/host/paths";
 import { DEFAULT_K8SAUDIT_PLUGIN_VERSIONS as V, HostSettings, K8sAuditPluginDigests, resolveHostSettings } from "../../components/host/settings";
 import { HostSandbox, sandboxAvailable } from "../support/hostSandbox";
 import { TEST_K8SAUDIT_NEXT_DIGEST } from "../support/k8sAuditDigests";
-import { LocalOciRegistry, ociRegistryAvailable, PushedArtifact } from "../support/ociRegistry";
+import { LocalOciRegistry, ociRegistryAvailable, pluginBuildContent, PushedArtifact, pushK8sAuditArtifacts } from "../support/ociRegistry";
 
 const STANDIN = path.resolve(__dirname, "../e2e/standin/falcoctl-standin.sh");
 const PREFIX = "mirror/falcosecurity/plugins";
 /** Go's GOARCH for this machine, the platform falcoctl picks from a plugin's image index. */
 const GOARCH = ({ x64: "amd64", arm64: "arm64" } as Record<string, string>)[os.arch()] ?? os.arch();
-const OTHER_ARCH = GOARCH === "amd64" ? "arm64" : "amd64";
-const pluginFiles = (lib: string) => ({
-    [`linux/${GOARCH}`]: { [lib]: `${lib} for linux/${GOARCH}\n` },
-    [`linux/${OTHER_ARCH}`]: { [lib]: `${lib} for linux/${OTHER_ARCH}: must not be installed here\n` },
-});
 const RULES = "- list: k8s_audit_rules_from_the_local_registry\n  items: [registry]\n";
 
 describe("k8sAudit artifacts from a local OCI registry (docker-registry), no other network", function () {
@@ -46,11 +41,7 @@ describe("k8sAudit artifacts from a local OCI registry (docker-registry), no oth
         this.timeout(60_000);
         registry = new LocalOciRegistry();
         await registry.start();
-        pushed = {
-            k8saudit: registry.pushPlugin(`${PREFIX}/plugin/k8saudit`, V.k8saudit, pluginFiles("libk8saudit.so"), { name: "k8saudit", version: V.k8saudit }),
-            json: registry.pushPlugin(`${PREFIX}/plugin/json`, V.json, pluginFiles("libjson.so"), { name: "json", version: V.json }),
-            rules: registry.pushRulesfile(`${PREFIX}/ruleset/k8saudit`, V.rules, { "k8s_audit_rules.yaml": RULES }, { name: "k8saudit-rules", version: V.rules }),
-        };
+        pushed = pushK8sAuditArtifacts(registry, PREFIX, GOARCH, V, RULES);
     });
     after(() => registry?.stop());
     beforeEach(() => {
@@ -68,8 +59,8 @@ describe("k8sAudit artifacts from a local OCI registry (docker-registry), no oth
         ]);
         const r = converge(settings());
         assert.equal(r.status, 0, r.stderr);
-        assert.equal(sb.read(artifacts[0].path), `libk8saudit.so for linux/${GOARCH}\n`);
-        assert.equal(sb.read(artifacts[1].path), `libjson.so for linux/${GOARCH}\n`);
+        assert.equal(sb.read(artifacts[0].path), pluginBuildContent("libk8saudit.so", `linux/${GOARCH}`));
+        assert.equal(sb.read(artifacts[1].path), pluginBuildContent("libjson.so", `linux/${GOARCH}`));
         assert.equal(sb.read(artifacts[2].path), RULES);
         for (const a of artifacts) assert.equal(sb.read(`${ARTIFACTS_DIR}/${a.dir}/.falco-nodes-ref`), `${a.ref}\n`);
         // The stand-in logs the manifest it installed: the platform's one, reached through the pinned index.

@@ -212,3 +212,30 @@ export class LocalOciRegistry {
         if (r.status !== 0) throw new Error(`${what} failed (${r.status}): ${r.stderr}${r.error ?? ""}`);
     }
 }
+
+/** What `pushK8sAuditArtifacts` put in each plugin build's one file, for `platform` (`linux/amd64`). */
+export const pluginBuildContent = (lib: string, platform: string) => `${lib} for ${platform}\n`;
+
+/**
+ * k8sAudit's three artifacts at their default versions below `prefix`, laid out as falcosecurity/plugins is
+ * (`plugin/k8saudit`, `plugin/json`, `ruleset/k8saudit`): each plugin with a build for `linux/<goarch>` and a
+ * decoy for another architecture, which falcoctl must not pick; the rules file holding `rules`.
+ */
+export function pushK8sAuditArtifacts(
+    registry: LocalOciRegistry,
+    prefix: string,
+    goarch: string,
+    versions: { k8saudit: string; json: string; rules: string },
+    rules: string,
+): { k8saudit: PushedArtifact; json: PushedArtifact; rules: PushedArtifact } {
+    const other = goarch === "amd64" ? "arm64" : "amd64";
+    const builds = (lib: string) => ({
+        [`linux/${goarch}`]: { [lib]: pluginBuildContent(lib, `linux/${goarch}`) },
+        [`linux/${other}`]: { [lib]: pluginBuildContent(lib, `linux/${other}`) },
+    });
+    return {
+        k8saudit: registry.pushPlugin(`${prefix}/plugin/k8saudit`, versions.k8saudit, builds("libk8saudit.so"), { name: "k8saudit", version: versions.k8saudit }),
+        json: registry.pushPlugin(`${prefix}/plugin/json`, versions.json, builds("libjson.so"), { name: "json", version: versions.json }),
+        rules: registry.pushRulesfile(`${prefix}/ruleset/k8saudit`, versions.rules, { "k8s_audit_rules.yaml": rules }, { name: "k8saudit-rules", version: versions.rules }),
+    };
+}
