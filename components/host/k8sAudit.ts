@@ -10,7 +10,14 @@
 import { commentLines } from "./comments";
 import { ARTIFACTS_DIR, FIREWALL_RULES_PATH, FIREWALL_TABLE, FIREWALL_UNIT_PATH, UNIT_NAME } from "./paths";
 import { firewallEnabled } from "../shared/ruleInputs";
-import { isIpv6, K8sAuditVariant, ResolvedHostSettings } from "./settings";
+import {
+    DEFAULT_K8SAUDIT_REGISTRY,
+    isIpv6,
+    K8SAUDIT_ARTIFACT_REPOS,
+    K8sAuditPluginVersions,
+    K8sAuditVariant,
+    ResolvedHostSettings,
+} from "./settings";
 
 export { firewallEnabled };
 
@@ -28,11 +35,23 @@ export const FIREWALL_SET_V6 = "k8s_audit_sources_v6";
 
 /** One falcoctl artifact: what to pull, and where its one file we use lands. */
 export interface K8sAuditArtifact {
-    /** falcoctl's name for it (`k8saudit`, `k8saudit-eks`, `json`, `k8saudit-rules`). */
+    /** falcoctl's name for it, as falcosecurity's index lists it (`k8saudit`, `k8saudit-eks`, `json`, `k8saudit-rules`). */
     name: string;
     kind: "plugin" | "rulesfile";
     version: string;
-    /** Fully qualified OCI reference, `<registry>/plugin/<name>:<version>` or `<registry>/ruleset/k8saudit:<version>`. */
+    /** The pinned manifest digest, `sha256:<hex>` (k8sAudit.pluginDigests). */
+    digest: string;
+    /**
+     * What converge passes to `falcoctl artifact install`, always pinned by digest. From falcosecurity's registry:
+     * the index name, `<name>@<digest>`, which falcoctl resolves through falcosecurity's index to
+     * `ghcr.io/falcosecurity/plugins/<repo>@<digest>` and, being an index name, verifies against the index's cosign
+     * signature; a fully qualified reference gets no signature from the index (falcosecurity/falcoctl
+     * pkg/index/index/index.go, ResolveReference and SignatureForIndexRef: "Returns nil ... if the specified name
+     * is a full reference"). Only `name@digest` resolves through the index (parseIndexRef: `name:tag@digest` would
+     * look up the entry `name:tag`). From a mirror: `<registry>/<repo>:<version>@<digest>`, which falcoctl pulls by
+     * digest, the tag only for the reader (oras-go registry/reference.go ParseReference, "Valid Form B (tag is
+     * dropped)"; falcoctl pkg/oci/puller/puller.go Pull: `REGISTRY/REPO[:TAG|@DIGEST]`).
+     */
     ref: string;
     /** Directory below ARTIFACTS_DIR, `<name>-<version>`: one per version, so an upgrade is staged beside the old one. */
     dir: string;
@@ -42,10 +61,27 @@ export interface K8sAuditArtifact {
     path: string;
 }
 
-function artifact(s: ResolvedHostSettings, name: string, kind: K8sAuditArtifact["kind"], version: string, file: string): K8sAuditArtifact {
-    const repo = kind === "plugin" ? `plugin/${name}` : "ruleset/k8saudit";
+/** The reference falcoctl installs for artifact `name` (see K8sAuditArtifact.ref). */
+export function artifactReference(registry: string, name: string, repo: string, version: string, digest: string): string {
+    return registry === DEFAULT_K8SAUDIT_REGISTRY ? `${name}@${digest}` : `${registry}/${repo}:${version}@${digest}`;
+}
+
+function artifact(s: ResolvedHostSettings, key: keyof K8sAuditPluginVersions, name: string, kind: K8sAuditArtifact["kind"], file: string): K8sAuditArtifact {
+    const version = s.k8sAudit.pluginVersions[key];
+    const digest = s.k8sAudit.pluginDigests[key];
+    // Validation requires the digest of every artifact installed; a resolved setting without one is a bug here.
+    if (digest === undefined) throw new Error(`k8sAudit.pluginDigests.${key} is missing after validation`);
     const dir = `${name}-${version}`;
-    return { name, kind, version, ref: `${s.k8sAudit.registry}/${repo}:${version}`, dir, file, path: `${ARTIFACTS_DIR}/${dir}/${file}` };
+    return {
+        name,
+        kind,
+        version,
+        digest,
+        ref: artifactReference(s.k8sAudit.registry, name, K8SAUDIT_ARTIFACT_REPOS[key], version, digest),
+        dir,
+        file,
+        path: `${ARTIFACTS_DIR}/${dir}/${file}`,
+    };
 }
 
 /** The source plugin for the variant: `k8saudit` (webhook) or `k8saudit-eks`. */
@@ -57,15 +93,14 @@ export function sourcePluginName(s: ResolvedHostSettings): string {
 export function k8sAuditArtifacts(s: ResolvedHostSettings): K8sAuditArtifact[] {
     const k = s.k8sAudit;
     if (!k.enabled) return [];
-    const v = k.pluginVersions;
     const source =
         k.variant === K8sAuditVariant.Eks
-            ? artifact(s, "k8saudit-eks", "plugin", v.k8sauditEks, "libk8saudit-eks.so")
-            : artifact(s, "k8saudit", "plugin", v.k8saudit, "libk8saudit.so");
+            ? artifact(s, "k8sauditEks", "k8saudit-eks", "plugin", "libk8saudit-eks.so")
+            : artifact(s, "k8saudit", "k8saudit", "plugin", "libk8saudit.so");
     return [
         source,
-        artifact(s, "json", "plugin", v.json, "libjson.so"),
-        ...(k.upstreamRules ? [artifact(s, "k8saudit-rules", "rulesfile", v.rules, K8SAUDIT_RULES_FILE)] : []),
+        artifact(s, "json", "json", "plugin", "libjson.so"),
+        ...(k.upstreamRules ? [artifact(s, "rules", "k8saudit-rules", "rulesfile", K8SAUDIT_RULES_FILE)] : []),
     ];
 }
 

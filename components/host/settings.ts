@@ -185,6 +185,27 @@ export interface K8sAuditPluginVersions {
     rules?: string;
 }
 
+/**
+ * The sha256 digest (`sha256:<64 hex>`) of each artifact's manifest, as the registry serves it for the pinned tag:
+ * for a plugin, the image index that lists one manifest per platform (falcoctl pushes plugins that way); for the
+ * rule set, its manifest. Read it where you can reach the registry, e.g. `oras resolve
+ * ghcr.io/falcosecurity/plugins/plugin/k8saudit:0.18.0` or `crane digest ...`, and set it beside the version: the
+ * digest is what is installed (falcoctl drops the tag of a `repo:tag@digest` reference), the version names the
+ * directory it lands in, so change both together. No default: falco-nodes cannot reach ghcr.io where it is
+ * built and ships no digest it has not seen; each artifact converge installs needs one (the source plugin of the
+ * variant, `json`, and `rules` unless `upstreamRules` is false).
+ */
+export interface K8sAuditPluginDigests {
+    /** Digest of `plugin/k8saudit:<pluginVersions.k8saudit>` (webhook variant). */
+    k8saudit?: string;
+    /** Digest of `plugin/k8saudit-eks:<pluginVersions.k8sauditEks>` (eks variant). */
+    k8sauditEks?: string;
+    /** Digest of `plugin/json:<pluginVersions.json>`. */
+    json?: string;
+    /** Digest of `ruleset/k8saudit:<pluginVersions.rules>` (with `upstreamRules`). */
+    rules?: string;
+}
+
 export interface K8sAuditTlsSettings {
     /**
      * PEM file on the host holding the listener's certificate chain AND its private key, concatenated (the
@@ -221,13 +242,17 @@ export interface K8sAuditSettings {
     variant?: K8sAuditVariant;
     /** Exact versions of the plugins and rule set converge installs with falcoctl. */
     pluginVersions?: K8sAuditPluginVersions;
+    /** The digest each of those versions must have (required for every artifact installed, see the type). */
+    pluginDigests?: K8sAuditPluginDigests;
     /**
      * OCI repository prefix the artifacts are pulled from: `<registry>/plugin/<name>:<version>` and
-     * `<registry>/ruleset/k8saudit:<version>`. Default `ghcr.io/falcosecurity/plugins`: falcoctl then uses
-     * falcosecurity's index and verifies each artifact's cosign signature, so the host needs ghcr.io,
-     * falcosecurity.github.io (the index) and Sigstore. Point it at a mirror on hosts without internet access:
-     * falcoctl then uses no index (`indexes: []`) and needs only the mirror, and verifies no signature (the
-     * index holds them), so the artifacts are as trustworthy as the mirror.
+     * `<registry>/ruleset/k8saudit:<version>`, always by digest (`pluginDigests`). Default
+     * `ghcr.io/falcosecurity/plugins`: converge then names each artifact by its falcosecurity index name and digest
+     * (`k8saudit@sha256:...`), so falcoctl resolves it through falcosecurity's index and verifies its cosign
+     * signature; the host needs ghcr.io, falcosecurity.github.io (the index) and Sigstore's TUF repository
+     * (tuf-repo-cdn.sigstore.dev). Point it at a mirror on hosts without internet access: falcoctl then uses no
+     * index (`indexes: []`) and needs only the mirror, and verifies no signature (the index holds them), so the
+     * artifacts are exactly the pinned digests, from wherever the mirror got them.
      */
     registry?: string;
     /**
@@ -315,6 +340,8 @@ export interface ResolvedK8sAuditSettings {
     enabled: boolean;
     variant: K8sAuditVariant;
     pluginVersions: Required<K8sAuditPluginVersions>;
+    /** Only the digests given: validation has required the ones converge installs. */
+    pluginDigests: K8sAuditPluginDigests;
     registry: string;
     /** "" means all addresses. */
     listenAddress: string;
@@ -373,6 +400,13 @@ export const DEFAULT_K8SAUDIT_PLUGIN_VERSIONS: Required<K8sAuditPluginVersions> 
     rules: "0.18.0",
 };
 export const DEFAULT_K8SAUDIT_REGISTRY = "ghcr.io/falcosecurity/plugins";
+/** Each artifact's repository below the registry (falcosecurity/plugins' layout, which a mirror keeps). */
+export const K8SAUDIT_ARTIFACT_REPOS: Record<keyof K8sAuditPluginVersions, string> = {
+    k8saudit: "plugin/k8saudit",
+    k8sauditEks: "plugin/k8saudit-eks",
+    json: "plugin/json",
+    rules: "ruleset/k8saudit",
+};
 export const DEFAULT_K8SAUDIT_PORT = 9765;
 
 
@@ -429,6 +463,11 @@ export function isIpv6(v: string): boolean {
     return v.includes(":");
 }
 const semver = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+$/, { message: "must be an exact version X.Y.Z (no ranges, no 'latest')" });
+/** An OCI content digest as falcoctl pins it: sha256 only, lowercase hex (opencontainers/go-digest, `Parse`). */
+export const OCI_SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+const ociDigest = z.string().regex(OCI_SHA256_DIGEST, {
+    message: "must be an OCI manifest digest sha256:<64 lowercase hex digits>, as `oras resolve <ref>` prints it",
+});
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Kubernetes user names as they appear in audit events (`system:serviceaccount:ns:name`, `alice@example.com`). */
 const K8S_USER = /^[A-Za-z0-9@:._\/+-]{1,253}$/;
@@ -521,6 +560,10 @@ const schema = z
                 variant: enumOf(objValues(K8sAuditVariant)),
                 pluginVersions: z
                     .object({ k8saudit: semver, k8sauditEks: semver, json: semver, rules: semver })
+                    .partial()
+                    .strict(),
+                pluginDigests: z
+                    .object({ k8saudit: ociDigest, k8sauditEks: ociDigest, json: ociDigest, rules: ociDigest })
                     .partial()
                     .strict(),
                 registry: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$/, {
@@ -818,10 +861,28 @@ function resolveK8sAudit(k: K8sAuditSettings, problems: { key: string; message: 
     }
     if (enabled && k.upstreamRules === false && k.tamperRules === false)
         problems.push({ key: key("tamperRules"), message: "with upstreamRules also false no rule would read the audit events; enable one of them" });
+    if (enabled) {
+        const versions = { ...DEFAULT_K8SAUDIT_PLUGIN_VERSIONS, ...k.pluginVersions };
+        const needed: (keyof K8sAuditPluginDigests)[] = [
+            variant === K8sAuditVariant.Eks ? "k8sauditEks" : "k8saudit",
+            "json",
+            ...(k.upstreamRules === false ? [] : (["rules"] as const)),
+        ];
+        for (const name of needed)
+            if (k.pluginDigests?.[name] === undefined)
+                problems.push({
+                    key: key(`pluginDigests.${name}`),
+                    message:
+                        `required: the sha256 digest of ${K8SAUDIT_ARTIFACT_REPOS[name]}:${versions[name]}, which converge pins ` +
+                        `(read it with \`oras resolve ${k.registry ?? DEFAULT_K8SAUDIT_REGISTRY}/${K8SAUDIT_ARTIFACT_REPOS[name]}:${versions[name]}\` ` +
+                        "where the registry is reachable, and set it as sha256:<64 hex>)",
+                });
+    }
     return {
         enabled,
         variant,
         pluginVersions: { ...DEFAULT_K8SAUDIT_PLUGIN_VERSIONS, ...k.pluginVersions },
+        pluginDigests: { ...k.pluginDigests },
         registry: k.registry ?? DEFAULT_K8SAUDIT_REGISTRY,
         listenAddress: k.listenAddress ?? "",
         port: k.port ?? DEFAULT_K8SAUDIT_PORT,

@@ -4,6 +4,7 @@ import { AwsFalcoNode, AwsFalcoNodeArgs } from "../../components/aws/node";
 import { checkNoWorldOpenSsh } from "../../components/aws/policies";
 import { HostSettings, resolveHostSettings } from "../../components/host/settings";
 import { FAKE_ACCOUNT_ID, type Mocks, outputOf, settled, setupCloudMocks, unwrapSecrets } from "../support/mocks";
+import { TEST_K8SAUDIT_DIGESTS } from "../support/k8sAuditDigests";
 
 const T = {
     sg: "aws:ec2/securityGroup:SecurityGroup",
@@ -15,8 +16,8 @@ const T = {
 };
 
 const BASE: AwsFalcoNodeArgs = { subnetId: "subnet-0abc", sshCidrs: ["203.0.113.7/32"] };
-const EKS: HostSettings = { k8sAudit: { enabled: true, variant: "eks", eks: { clusterName: "prod", region: "eu-west-1" } } };
-const WEBHOOK: HostSettings = { k8sAudit: { enabled: true, allowedSources: ["10.0.0.10/32", "10.0.0.11/32", "fd00::10/128"], port: 9765 } };
+const EKS: HostSettings = { k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, variant: "eks", eks: { clusterName: "prod", region: "eu-west-1" } } };
+const WEBHOOK: HostSettings = { k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.10/32", "10.0.0.11/32", "fd00::10/128"], port: 9765 } };
 
 describe("k8sAudit on AWS (pure)", () => {
     it("grants exactly FilterLogEvents on the cluster's log group and its streams", () => {

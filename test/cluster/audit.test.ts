@@ -5,6 +5,7 @@ import * as YAML from "yaml";
 import { buildAuditPolicy, renderAuditPolicy, renderAuditWebhookKubeconfig } from "../../components/cluster/audit";
 import { auditWebhookServerUrl } from "../../components/host/k8sAudit";
 import { resolveHostSettings } from "../../components/host/settings";
+import { TEST_K8SAUDIT_DIGESTS } from "../support/k8sAuditDigests";
 
 type Types = Record<string, Record<string, string> | string[]>;
 const API = JSON.parse(fs.readFileSync(path.resolve(__dirname, "..", "fixtures", "kubernetes", "api-types.json"), "utf8"));
@@ -115,7 +116,7 @@ describe("audit webhook kubeconfig", () => {
     const parse = (text: string) => YAML.parse(text);
 
     it("parses as a v1 Config whose current context names a cluster and user it defines", () => {
-        const s = resolveHostSettings({ k8sAudit: { enabled: true, allowedSources: ["10.0.0.10/32"], tls: { certificatePath: "/etc/falco/k.pem" } } });
+        const s = resolveHostSettings({ k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.10/32"], tls: { certificatePath: "/etc/falco/k.pem" } } });
         const server = auditWebhookServerUrl(s, "10.0.0.5");
         assert.strictEqual(server, "https://10.0.0.5:9765/k8s-audit");
         const config = parse(renderAuditWebhookKubeconfig({ server, certificateAuthorityFile: "/etc/kubernetes/pki/falco-ca.crt" }));
@@ -133,7 +134,7 @@ describe("audit webhook kubeconfig", () => {
 
     it("embeds a PEM CA as base64, and brackets an IPv6 host", () => {
         const pem = "-----BEGIN CERTIFICATE-----\nTUlJQgo=\n-----END CERTIFICATE-----\n";
-        const s = resolveHostSettings({ k8sAudit: { enabled: true, allowedSources: ["fd00::/64"], tls: { certificatePath: "/etc/falco/k.pem" } } });
+        const s = resolveHostSettings({ k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["fd00::/64"], tls: { certificatePath: "/etc/falco/k.pem" } } });
         const server = auditWebhookServerUrl(s, "fd00::5");
         assert.strictEqual(server, "https://[fd00::5]:9765/k8s-audit");
         const config = parse(renderAuditWebhookKubeconfig({ server, certificateAuthorityPem: pem }));

@@ -12,6 +12,7 @@ import {
     StackConfig,
     StackConfigError,
 } from "../../components/config";
+import { TEST_K8SAUDIT_DIGESTS } from "../support/k8sAuditDigests";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICGs/MbsDJVGgX3toQvta8TevR8slzykb4it4nBZjqrW";
 
@@ -137,7 +138,7 @@ describe("stack config: parseStackConfig", () => {
     it("passes the Kubernetes audit access settings through to the AWS node", () => {
         const cfg = parse({
             "falco-nodes:aws": { ...awsDefaults, k8sAuditSourceSecurityGroupIds: ["sg-0123456789abcdef0"] },
-            "falco-nodes:falco": { k8sAudit: { enabled: true, variant: "eks", eks: { clusterName: "prod", region: "eu-west-1" } } },
+            "falco-nodes:falco": { k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, variant: "eks", eks: { clusterName: "prod", region: "eu-west-1" } } },
             "falco-nodes:nodes": [{ name: "a", kind: "aws", aws: { k8sAuditEksLogAccess: true } }],
         });
         const n = cfg.nodes[0];

@@ -12,6 +12,7 @@ import { renderBundle } from "../../components/host/bundle";
 import { HostSettings, HostSettingsError, resolveHostSettings } from "../../components/host/settings";
 import { objectConfigSource, parseStackConfig, StackConfigError } from "../../components/config/stackConfig";
 import { main as renderMain } from "../../scripts/render";
+import { TEST_K8SAUDIT_DIGESTS } from "../support/k8sAuditDigests";
 
 const HOST_KEYS = [
     "falcoVersion", "driver", "perfEventParanoid", "install", "outputs", "heartbeat", "webserver", "rules", "extraConfig", "hardening", "k8sAudit",
@@ -40,7 +41,7 @@ describe("bad input: each fails before anything changes, naming the key and the 
         ["extraConfig.__proto__ (JSON)", JSON.parse('{"extraConfig": {"__proto__": {"log_level": "debug"}}}'), /extraConfig\.__proto__: is not allowed as a key/],
         ["a nested __proto__", JSON.parse('{"extraConfig": {"metrics": {"__proto__": {"enabled": true}}}}'), /extraConfig\.metrics\.__proto__: is not allowed/],
         ["webserver.port below 1024", { webserver: { port: 80 } }, /webserver\.port: 80 is a privileged port.*use a port from 1024 up/],
-        ["webserver.port equal to k8sAudit.port", { webserver: { port: 9765 }, k8sAudit: { enabled: true, allowedSources: ["10.0.0.1/32"], port: 9765 } }, /webserver\.port: 9765 is also k8sAudit\.port/],
+        ["webserver.port equal to k8sAudit.port", { webserver: { port: 9765 }, k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.1/32"], port: 9765 } }, /webserver\.port: 9765 is also k8sAudit\.port/],
         ["kernel.modules_disabled with kmod", { driver: "kmod", hardening: { sysctl: { overrides: { "kernel.modules_disabled": 1 } } } }, /kernel\.modules_disabled: with driver kmod.*set driver: modern_ebpf, or drop the override/],
         ["outputs.file.path in a directory nothing creates", { outputs: { file: { enabled: true, path: "/var/log/falco/alerts/events.json" } } }, /outputs\.file\.path: \/var\/log\/falco\/alerts\/events\.json is in a directory below \/var\/log\/falco that nothing creates.*put the file directly in \/var\/log\/falco/],
         ["kernel.modules_disabled with auto", { driver: "auto", hardening: { sysctl: { overrides: { "kernel.modules_disabled": "1" } } } }, /kernel\.modules_disabled: with driver auto/],
@@ -57,7 +58,7 @@ describe("bad input: each fails before anything changes, naming the key and the 
             { webserver: { enabled: false, port: 80 } },
             { driver: "modern_ebpf", hardening: { sysctl: { overrides: { "kernel.modules_disabled": 1 } } } },
             { driver: "kmod", hardening: { sysctl: { overrides: { "kernel.modules_disabled": 0 } } } },
-            { rules: { defaultRules: false, builtin: [] }, k8sAudit: { enabled: true, allowedSources: ["10.0.0.1/32"] } },
+            { rules: { defaultRules: false, builtin: [] }, k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.1/32"] } },
         ] as HostSettings[])
             assert.equal(resolvesOrKeyed(input), "ok", JSON.stringify(input));
     });

@@ -29,17 +29,19 @@ import {
     DEFAULT_K8SAUDIT_PLUGIN_VERSIONS,
     HostSettings,
     HostSettingsError,
+    K8sAuditPluginDigests,
     resolveHostSettings,
 } from "../../components/host/settings";
 import { K8S_AUDIT_TAMPER_RULE_FILE, renderRuleFiles } from "../../components/rules";
 import { configSchemaErrors, mergeConfigAppend } from "../support/falcoReference";
 import { tempDir, unitLines, verifyUnit, writeUnitTree } from "../support/systemd";
+import { TEST_K8SAUDIT_DIGESTS } from "../support/k8sAuditDigests";
 
 type Config = Record<string, any>;
 
-const WEBHOOK: HostSettings = { k8sAudit: { enabled: true, allowedSources: ["10.0.0.10/32", "10.0.0.0/24", "fd00::10/128"] } };
+const WEBHOOK: HostSettings = { k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.10/32", "10.0.0.0/24", "fd00::10/128"] } };
 const EKS: HostSettings = {
-    k8sAudit: { enabled: true, variant: "eks", eks: { clusterName: "prod-1", region: "eu-west-1" } },
+    k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, variant: "eks", eks: { clusterName: "prod-1", region: "eu-west-1" } },
 };
 /** The package's drop-in, config.d/falco.container_plugin.yaml, as Falco merges it over falco.yaml. */
 const PACKAGE_DROPIN = { load_plugins: ["container"] };
@@ -82,15 +84,15 @@ describe("k8sAudit settings", () => {
     });
 
     it("requires the API servers' addresses for the webhook, and refuses a /0", () => {
-        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true } }), ["k8sAudit.allowedSources"]);
-        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["0.0.0.0/0"] } }), ["k8sAudit.allowedSources"]);
-        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["::/0"] } }), ["k8sAudit.allowedSources"]);
-        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["10.0.0.1"] } }), ["k8sAudit.allowedSources[0]"]);
-        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, allowedSources: ["10.0.0.1/32; flush ruleset"] } }), ["k8sAudit.allowedSources[0]"]);
+        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS } }), ["k8sAudit.allowedSources"]);
+        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["0.0.0.0/0"] } }), ["k8sAudit.allowedSources"]);
+        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["::/0"] } }), ["k8sAudit.allowedSources"]);
+        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.1"] } }), ["k8sAudit.allowedSources[0]"]);
+        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.1/32; flush ruleset"] } }), ["k8sAudit.allowedSources[0]"]);
     });
 
     it("requires cluster name and region for eks, and rejects webhook-only keys there", () => {
-        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, variant: "eks" } }).sort(), ["k8sAudit.eks.clusterName", "k8sAudit.eks.region"]);
+        assert.deepStrictEqual(keysOf({ k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, variant: "eks" } }).sort(), ["k8sAudit.eks.clusterName", "k8sAudit.eks.region"]);
         assert.deepStrictEqual(keysOf({ k8sAudit: { ...EKS.k8sAudit, port: 9999 } }), ["k8sAudit.port"]);
         assert.deepStrictEqual(keysOf({ k8sAudit: { ...EKS.k8sAudit, eks: { clusterName: "a b", region: "eu-west-1" } } }), ["k8sAudit.eks.clusterName"]);
         assert.deepStrictEqual(keysOf({ k8sAudit: { ...WEBHOOK.k8sAudit, eks: { clusterName: "x" } } }), ["k8sAudit.eks"]);
@@ -115,20 +117,52 @@ describe("k8sAudit settings", () => {
         for (const [k, key] of bad) assert.deepStrictEqual(keysOf({ k8sAudit: { ...WEBHOOK.k8sAudit, ...k } }), [key], JSON.stringify(k));
     });
 
+    it("requires the digest of exactly the artifacts converge installs, and holds it to sha256:<64 hex>", () => {
+        const { k8saudit, json, rules } = TEST_K8SAUDIT_DIGESTS;
+        const problemKeys = (input: HostSettings) => {
+            try {
+                resolveHostSettings(input);
+                return [];
+            } catch {
+                return keysOf(input);
+            }
+        };
+        const webhook = (pluginDigests: K8sAuditPluginDigests, more: HostSettings["k8sAudit"] = {}) =>
+            problemKeys({ k8sAudit: { ...WEBHOOK.k8sAudit, pluginDigests, ...more } });
+        assert.deepStrictEqual(webhook({}), ["k8sAudit.pluginDigests.k8saudit", "k8sAudit.pluginDigests.json", "k8sAudit.pluginDigests.rules"]);
+        assert.deepStrictEqual(webhook({ k8saudit, json }), ["k8sAudit.pluginDigests.rules"]);
+        assert.deepStrictEqual(webhook({ k8saudit, json }, { upstreamRules: false }), []);
+        assert.deepStrictEqual(keysOf({ k8sAudit: { ...EKS.k8sAudit, pluginDigests: { json, rules } } }), ["k8sAudit.pluginDigests.k8sauditEks"]);
+        assert.deepStrictEqual(problemKeys({ k8sAudit: { enabled: false } }), [], "nothing is needed while k8sAudit is off");
+        for (const bad of [k8saudit.toUpperCase(), k8saudit.slice(0, -1), k8saudit.replace("sha256", "sha512"), k8saudit.slice(7), `${k8saudit}\nx`])
+            assert.deepStrictEqual(webhook({ k8saudit: bad, json, rules }), ["k8sAudit.pluginDigests.k8saudit"], bad);
+        assert.throws(() => resolveHostSettings({ k8sAudit: { ...WEBHOOK.k8sAudit, pluginDigests: { json, rules } } }), (e: Error) => {
+            assert.match(e.message, /invalid host setting k8sAudit\.pluginDigests\.k8saudit: required: the sha256 digest of plugin\/k8saudit:0\.18\.0.*oras resolve ghcr\.io\/falcosecurity\/plugins\/plugin\/k8saudit:0\.18\.0/);
+            return true;
+        });
+    });
+
     it("refuses a configuration in which no rule would read the audit events", () => {
         assert.deepStrictEqual(keysOf({ k8sAudit: { ...WEBHOOK.k8sAudit, upstreamRules: false, tamperRules: false } }), ["k8sAudit.tamperRules"]);
     });
 });
 
 describe("k8sAudit artifacts and falco.yaml", () => {
-    it("pins fully qualified references, one versioned directory each", () => {
+    it("pins every artifact by digest: a mirror's by full reference, falcosecurity's by index name", () => {
+        const D = TEST_K8SAUDIT_DIGESTS;
         const s = resolveHostSettings({ k8sAudit: { ...WEBHOOK.k8sAudit, registry: "mirror.example.com:5000/falco", pluginVersions: { json: "0.7.2" } } });
         const a = k8sAuditArtifacts(s);
         assert.deepStrictEqual(a.map((x) => x.ref), [
-            `mirror.example.com:5000/falco/plugin/k8saudit:${DEFAULT_K8SAUDIT_PLUGIN_VERSIONS.k8saudit}`,
-            "mirror.example.com:5000/falco/plugin/json:0.7.2",
-            `mirror.example.com:5000/falco/ruleset/k8saudit:${DEFAULT_K8SAUDIT_PLUGIN_VERSIONS.rules}`,
+            `mirror.example.com:5000/falco/plugin/k8saudit:${DEFAULT_K8SAUDIT_PLUGIN_VERSIONS.k8saudit}@${D.k8saudit}`,
+            `mirror.example.com:5000/falco/plugin/json:0.7.2@${D.json}`,
+            `mirror.example.com:5000/falco/ruleset/k8saudit:${DEFAULT_K8SAUDIT_PLUGIN_VERSIONS.rules}@${D.rules}`,
         ]);
+        // falcoctl looks an index name up in falcosecurity's index (and verifies its signature from there) only
+        // in the `name@digest` form.
+        const online = k8sAuditArtifacts(resolveHostSettings(WEBHOOK)).map((x) => x.ref);
+        assert.deepStrictEqual(online, [`k8saudit@${D.k8saudit}`, `json@${D.json}`, `k8saudit-rules@${D.rules}`]);
+        const eks = k8sAuditArtifacts(resolveHostSettings(EKS)).map((x) => x.ref);
+        assert.deepStrictEqual(eks, [`k8saudit-eks@${D.k8sauditEks}`, `json@${D.json}`, `k8saudit-rules@${D.rules}`]);
         assert.deepStrictEqual(a.map((x) => x.path), [
             `${ARTIFACTS_DIR}/k8saudit-${DEFAULT_K8SAUDIT_PLUGIN_VERSIONS.k8saudit}/libk8saudit.so`,
             `${ARTIFACTS_DIR}/json-0.7.2/libjson.so`,
@@ -207,7 +241,7 @@ describe("k8sAudit firewall (nftables)", () => {
     });
 
     it("leaves out a family with no sources (an empty set is a syntax error)", () => {
-        const only4 = renderFirewallRules(resolveHostSettings({ k8sAudit: { enabled: true, allowedSources: ["192.0.2.1/32"] } }));
+        const only4 = renderFirewallRules(resolveHostSettings({ k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["192.0.2.1/32"] } }));
         assert.doesNotMatch(only4, /ipv6_addr|ip6 saddr/);
     });
 
@@ -216,7 +250,7 @@ describe("k8sAudit firewall (nftables)", () => {
         const tmp = tempDir("falco-nodes-nft-");
         try {
             const file = path.join(tmp.dir, "k8s-audit.nft");
-            for (const settings of [WEBHOOK, { k8sAudit: { enabled: true, allowedSources: ["192.0.2.1/32"], port: 10250 } }]) {
+            for (const settings of [WEBHOOK, { k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["192.0.2.1/32"], port: 10250 } }]) {
                 fs.writeFileSync(file, renderFirewallRules(resolveHostSettings(settings)));
                 const r = spawnSync("unshare", ["--net", "nft", "-c", "-f", file], { encoding: "utf8" });
                 if (r.status !== 0 && /Operation not permitted|Could not process rule: No such file/.test(r.stderr)) this.skip();

@@ -17,12 +17,13 @@ import {
 } from "../../components/host/paths";
 import { HostSettings, resolveHostSettings } from "../../components/host/settings";
 import { HostSandbox, sandboxAvailable } from "../support/hostSandbox";
+import { TEST_K8SAUDIT_DIGESTS, TEST_K8SAUDIT_NEXT_DIGEST } from "../support/k8sAuditDigests";
 
 const WEBHOOK: HostSettings = {
-    k8sAudit: { enabled: true, allowedSources: ["10.0.0.10/32", "10.0.0.11/32", "fd00::10/128"] },
+    k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.10/32", "10.0.0.11/32", "fd00::10/128"] },
 };
 const EKS: HostSettings = {
-    k8sAudit: { enabled: true, variant: "eks", eks: { clusterName: "prod", region: "eu-west-1" } },
+    k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, variant: "eks", eks: { clusterName: "prod", region: "eu-west-1" } },
 };
 
 describe("converge with k8sAudit: generated scripts (static)", () => {
@@ -122,7 +123,7 @@ describe("converge with k8sAudit: real runs in a sandbox", function () {
         const { bundle: old, artifacts: oldArtifacts } = bundleFor(WEBHOOK);
         assert.equal(sb.run(old.installScript).status, 0);
         const { bundle: next, artifacts: nextArtifacts } = bundleFor({
-            k8sAudit: { ...WEBHOOK.k8sAudit, pluginVersions: { k8saudit: "0.19.0" } },
+            k8sAudit: { ...WEBHOOK.k8sAudit, pluginVersions: { k8saudit: "0.19.0" }, pluginDigests: { ...TEST_K8SAUDIT_DIGESTS, k8saudit: TEST_K8SAUDIT_NEXT_DIGEST } },
         });
         const r = sb.run(next.installScript);
         assert.equal(r.status, 0, r.stderr);
@@ -131,12 +132,28 @@ describe("converge with k8sAudit: real runs in a sandbox", function () {
         assert.ok(sb.read(oldArtifacts[1].path), "unchanged artifacts stay");
     });
 
+    it("installs a new digest of the same version again, in place, and restarts Falco on it", () => {
+        const { bundle: old, artifacts: oldArtifacts } = bundleFor(WEBHOOK);
+        assert.equal(sb.run(old.installScript).status, 0);
+        sb.clearLogs();
+        const { bundle: next, artifacts: nextArtifacts } = bundleFor({
+            k8sAudit: { ...WEBHOOK.k8sAudit, pluginDigests: { ...TEST_K8SAUDIT_DIGESTS, k8saudit: TEST_K8SAUDIT_NEXT_DIGEST } },
+        });
+        assert.equal(nextArtifacts[0].path, oldArtifacts[0].path, "same version, same directory");
+        const r = sb.run(next.installScript);
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual(sb.log("falcoctl").map((c) => c.split(" -- ")[1]), [nextArtifacts[0].ref], "only the changed artifact is pulled");
+        assert.match(sb.read(nextArtifacts[0].path) ?? "", new RegExp(TEST_K8SAUDIT_NEXT_DIGEST));
+        assert.equal(sb.read(`${ARTIFACTS_DIR}/${nextArtifacts[0].dir}/.falco-nodes-ref`), `${nextArtifacts[0].ref}\n`);
+        assert.equal(r.report?.restarted, true);
+    });
+
     it("keeps Falco's files and the old artifacts when the new version fails to come up", () => {
         const { bundle: old, artifacts: oldArtifacts } = bundleFor(WEBHOOK);
         assert.equal(sb.run(old.installScript).status, 0);
         const yaml = sb.read(FALCO_MAIN_CONFIG);
         const { bundle: crashing } = bundleFor({
-            k8sAudit: { ...WEBHOOK.k8sAudit, pluginVersions: { k8saudit: "0.19.0" } },
+            k8sAudit: { ...WEBHOOK.k8sAudit, pluginVersions: { k8saudit: "0.19.0" }, pluginDigests: { ...TEST_K8SAUDIT_DIGESTS, k8saudit: TEST_K8SAUDIT_NEXT_DIGEST } },
             rules: { custom: { crash: "- list: FAIL_AT_START\n  items: [x]\n" } },
         });
         const r = sb.run(crashing.installScript);
@@ -181,7 +198,7 @@ describe("converge with k8sAudit: real runs in a sandbox", function () {
         sb.clearLogs();
         const r = sb.run(bundleFor(WEBHOOK).bundle.installScript);
         assert.equal(r.status, 1);
-        assert.match(r.stderr, /falcoctl could not install ghcr\.io\/falcosecurity\/plugins\/plugin\/k8saudit:0\.18\.0.*not changed/);
+        assert.match(r.stderr, /falcoctl could not install k8saudit@sha256:[0-9a-f]{64} .*not changed/);
         assert.equal(sb.read(FALCO_MAIN_CONFIG), yaml);
         assert.ok(!sb.log("systemctl").some((l) => l.startsWith("restart")));
     });

@@ -9,6 +9,7 @@ import { DEFAULT_FALCO_VERSION, HostSettings, resolveHostSettings } from "../../
 import { CUSTOM_RULE_FILE_PREFIX, REQUIRED_ENGINE_VERSION, renderRuleFiles } from "../../components/rules";
 import { rulesSchemaErrors } from "../support/falcoReference";
 import { referencePath } from "../support/reference";
+import { TEST_K8SAUDIT_DIGESTS } from "../support/k8sAuditDigests";
 
 type Item = Record<string, unknown>;
 
@@ -28,7 +29,7 @@ describe("rule files: required_engine_version", () => {
     };
     const settings: HostSettings = {
         rules: { builtin: ["self-protection", "app-config-example"], custom: { mine: "- list: my_list\n  items: [a]\n" } },
-        k8sAudit: { enabled: true, allowedSources: ["10.0.0.1/32"] },
+        k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.1/32"] },
     };
     const files = renderRuleFiles(resolveHostSettings(settings));
 

@@ -18,11 +18,12 @@ import {
 import { fieldProblem, referenceProblems, rulesSchemaErrors } from "../support/falcoReference";
 import { AuditEvent, firingRules, reportedRule } from "../support/k8sAuditEval";
 import { referencePath } from "../support/reference";
+import { TEST_K8SAUDIT_DIGESTS } from "../support/k8sAuditDigests";
 
 type Item = Record<string, any>;
 
 const DEPLOYER = "system:serviceaccount:ci:pulumi";
-const ON: HostSettings = { k8sAudit: { enabled: true, allowedSources: ["10.0.0.10/32"], trustedUsers: [DEPLOYER] } };
+const ON: HostSettings = { k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.10/32"], trustedUsers: [DEPLOYER] } };
 
 function tamperItems(settings: HostSettings = ON): Item[] {
     const file = renderRuleFiles(resolveHostSettings(settings)).find((f) => f.fileName === K8S_AUDIT_TAMPER_RULE_FILE);

@@ -5,9 +5,10 @@ import { HostSettings, resolveHostSettings } from "../../components/host/setting
 import { BUILTIN_RULE_FILES, SELF_PROTECTION_RULES, protectedPaths, renderRuleFiles } from "../../components/rules";
 import { RUNTIME_UNIT_PATHS, SELF_PROTECTION_FIREWALL_RULE } from "../../components/rules/selfProtection";
 import { conditionRefs, referenceProblems, rulesSchemaErrors } from "../support/falcoReference";
+import { TEST_K8SAUDIT_DIGESTS } from "../support/k8sAuditDigests";
 
 type Item = Record<string, any>;
-const WEBHOOK: HostSettings = { k8sAudit: { enabled: true, allowedSources: ["10.0.0.10/32"], tls: { certificatePath: "/etc/ssl/private/k8saudit.pem" } } };
+const WEBHOOK: HostSettings = { k8sAudit: { enabled: true, pluginDigests: TEST_K8SAUDIT_DIGESTS, allowedSources: ["10.0.0.10/32"], tls: { certificatePath: "/etc/ssl/private/k8saudit.pem" } } };
 
 function selfProtection(settings: HostSettings): Item[] {
     const file = renderRuleFiles(resolveHostSettings(settings)).find((f) => f.fileName === BUILTIN_RULE_FILES["self-protection"])!;

@@ -5,6 +5,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { renderAuditPolicy } from "../../components/cluster/audit";
 import { main } from "../../scripts/render";
+import { TEST_K8SAUDIT_DIGESTS } from "../support/k8sAuditDigests";
 
 describe("render CLI: k8sAudit files for the API servers", () => {
     let tmp: string;
@@ -26,7 +27,8 @@ describe("render CLI: k8sAudit files for the API servers", () => {
                 "      kind: existing",
                 "      ssh: {host: 10.0.0.5}",
                 "      falco:",
-                "        k8sAudit: {enabled: true, allowedSources: [10.0.0.10/32], tls: {certificatePath: /etc/falco/k8saudit.pem}}",
+                "        k8sAudit: {enabled: true, allowedSources: [10.0.0.10/32], tls: {certificatePath: /etc/falco/k8saudit.pem},",
+                `          pluginDigests: {k8saudit: ${TEST_K8SAUDIT_DIGESTS.k8saudit}, json: ${TEST_K8SAUDIT_DIGESTS.json}, rules: ${TEST_K8SAUDIT_DIGESTS.rules}}}`,
                 "    - {name: plain, kind: existing, ssh: {host: 10.0.0.6}}",
             ].join("\n"),
         );

@@ -26,10 +26,12 @@
  *   real one it first adds every index its `--config` names, and a config without an `indexes` key gets
  *   falcoctl's default, falcosecurity's index (falcosecurity/falcoctl internal/config/config.go, Load:
  *   `viper.SetDefault(IndexesKey, []Index{DefaultIndex})`; cmd/artifact/artifact.go, PersistentPreRun:
- *   `RunIndexAdd` per index under `CheckErr`, fatal). The host is online (falcosecurity's index and ghcr.io
- *   answer; a reference the index covers is signature-verified, logged as `verified <ref>`) unless the state has
- *   `offline`: then only other registries (a mirror) answer, and the default index or a ghcr.io reference fails
- *   the call. The config of each call is appended to the state's `falcoctl-configs` (one line per call);
+ *   `RunIndexAdd` per index under `CheckErr`, fatal). An index name (`k8saudit@sha256:...`) resolves through the
+ *   default index to ghcr.io and is signature-verified, logged as `verified <resolved ref>`; a full reference is
+ *   pulled as given and never verified (pkg/index/index/index.go, ResolveReference and SignatureForIndexRef). The
+ *   host is online (falcosecurity's index and ghcr.io answer) unless the state has `offline`: then only other
+ *   registries (a mirror) answer, and the default index or a ghcr.io reference fails the call. The fake file
+ *   holds the pinned digest. The config of each call is appended to the state's `falcoctl-configs` (one line per call);
  * - `nft -f` keeps the loaded file as the state's `nft-ruleset` (the "kernel's" table), `list table` succeeds while
  *   it exists, `delete table` removes it; `nft -c` fails when the state has `nft-reject`.
  * - `systemctl show` also prints FragmentPath (the first unit file found along systemd's unit search path, in
@@ -70,6 +72,11 @@ export interface RunOptions {
     hide?: string[];
     /** Files to put under the run's fresh /run (path relative to /run: content), e.g. `cloud-init/result.json`. */
     runFiles?: Record<string, string>;
+    /**
+     * A network namespace file to run in (e.g. LocalOciRegistry's, whose only network is a registry on loopback)
+     * instead of a fresh, empty one.
+     */
+    netns?: string;
 }
 
 const WRAPPER = String.raw`
@@ -258,22 +265,34 @@ if [[ $default_index == true && -e $S/offline ]]; then
 fi
 if [[ -e $S/falcoctl-fail ]]; then echo "ERROR unable to get manifest: unable to fetch reference" >&2; exit 1; fi
 for ref in "${"${"}refs[@]}"; do
+    # An index name (no "/") resolves through the merged indexes to the entry's registry/repository, and only an
+    # index name gets the entry's cosign signature; a full reference is used as is, unsigned
+    # (pkg/index/index/index.go ResolveReference, SignatureForIndexRef). falcosecurity's index lists its plugins
+    # under ghcr.io/falcosecurity/plugins/plugin/<name>, k8saudit-rules under .../ruleset/k8saudit.
+    if [[ $ref != */* ]]; then
+        name=${"${"}ref%%[@:]*}
+        if [[ $default_index != true ]]; then
+            echo "ERROR cannot find $ref among the configured indexes, skipping" >&2
+            exit 1
+        fi
+        case $name in
+        k8saudit-rules) ref=ghcr.io/falcosecurity/plugins/ruleset/k8saudit${"${"}ref#"$name"} ;;
+        *) ref=ghcr.io/falcosecurity/plugins/plugin/$name${"${"}ref#"$name"} ;;
+        esac
+        printf 'verified %s\n' "$ref" >>"$S/falcoctl-verified"
+    fi
     if [[ -e $S/offline && $ref == ghcr.io/* ]]; then
         echo "ERROR unable to get manifest: dial tcp: lookup ghcr.io: no such host" >&2
         exit 1
     fi
-    # falcosecurity's index signs its own artifacts (install.go: SignatureForIndexRef, then signature.Verify).
-    if [[ $default_index == true && $ref == ghcr.io/falcosecurity/plugins/* ]]; then
-        printf 'verified %s\n' "$ref" >>"$S/falcoctl-verified"
-    fi
-    repo=${"${"}ref%:*} version=${"${"}ref##*:}
+    pinned=${"${"}ref#*@}
+    [[ $ref == *@sha256:* ]] || pinned=unpinned
+    repo=${"${"}ref%@*}
+    repo=${"${"}repo%:*}
     name=${"${"}repo##*/}
     case $repo in
-    */plugin/*) printf 'fake plugin %s %s
-' "$name" "$version" >"$pdir/lib$name.so" ;;
-    */ruleset/*) printf -- '- list: fake_k8s_audit_rules
-  items: [%s]
-' "$version" >"$rdir/k8s_audit_rules.yaml" ;;
+    */plugin/*) printf 'fake plugin %s %s\n' "$name" "$pinned" >"$pdir/lib$name.so" ;;
+    */ruleset/*) printf -- '- list: fake_k8s_audit_rules\n  items: [%s]\n' "$pinned" >"$rdir/k8s_audit_rules.yaml" ;;
     *) echo "fake falcoctl: unknown reference $ref" >&2; exit 1 ;;
     esac
 done
@@ -336,6 +355,32 @@ export class HostSandbox {
 
     has(kind: "enabled" | "active" | "masked" | "package-units", unit: string): boolean {
         return fs.existsSync(path.join(this.state, kind, unit));
+    }
+
+    /**
+     * Replace the fake falcoctl with `script` (the e2e TEST STAND-IN, test/e2e/standin/falcoctl-standin.sh, which
+     * talks to a real registry), logging to the state's `falcoctl.log`. `caFile` plays the host's CA store (Go's
+     * crypto/x509 reads $SSL_CERT_FILE on Linux). The stand-in runs with the system PATH, so it reaches the real
+     * curl and not the sandbox's fake one.
+     */
+    useFalcoctl(script: string, caFile?: string): void {
+        // Plain paths only, so they need no shell quoting.
+        const q = (v: string) => {
+            if (!/^\/[A-Za-z0-9._\/-]+$/.test(v)) throw new Error(`${v} is not a plain path`);
+            return v;
+        };
+        fs.writeFileSync(
+            path.join(this.root, "fakebin", "falcoctl"),
+            [
+                "#!/bin/bash",
+                `export FALCOCTL_STANDIN_LOG=${q(path.join(this.state, "falcoctl.log"))}`,
+                ...(caFile ? [`export SSL_CERT_FILE=${q(caFile)}`] : []),
+                "export PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                `exec ${q(script)} "$@"`,
+                "",
+            ].join("\n"),
+            { mode: 0o755 },
+        );
     }
 
     /** Create (or with false, remove) a marker file in the fakes' state (`falcoctl-fail`, `nft-reject`, `nft-ruleset`). */
@@ -428,11 +473,12 @@ export class HostSandbox {
         }
         const file = path.join(this.root, "scripts", `script-${Date.now()}-${Math.random().toString(36).slice(2)}.sh`);
         fs.writeFileSync(file, script, { mode: 0o644 });
+        const net = options.netns ? ["nsenter", `--net=${options.netns}`, "unshare"] : ["unshare", "--net"];
         const r = spawnSync(
-            "unshare",
+            net[0],
             // A pid namespace of its own (and its /proc): the script looks up its process tree for the SSH
             // connection it runs in, and must not find the one this test process may run under.
-            ["--mount", "--net", "--pid", "--fork", "--mount-proc", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
+            [...net.slice(1), "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
                 options.mode ?? "stdin", options.systemd === false ? "no" : "yes", (options.hide ?? []).join(" "), ...(options.args ?? [])],
             { encoding: "utf8", timeout: 180_000 },
         );

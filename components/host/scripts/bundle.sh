@@ -72,7 +72,9 @@ load_params() {
     param_lines package_units "$RE_UNIT" PACKAGE_UNITS
     param P_ARTIFACTS_DIR artifacts_dir "$RE_PATH"
     param_lines k8saudit_artifact_files '^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$' ART_FILES
-    param_lines k8saudit_artifact_refs '^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)+:[0-9]+\.[0-9]+\.[0-9]+$' ART_REFS
+    # Pinned by digest (components/host/k8sAudit.ts, artifactReference): an index name `name@sha256:...`, or a
+    # mirror's `registry/repo:X.Y.Z@sha256:...`.
+    param_lines k8saudit_artifact_refs '^([a-z0-9][a-z0-9-]*|[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)+:[0-9]+\.[0-9]+\.[0-9]+)@sha256:[0-9a-f]{64}$' ART_REFS
     ((${#ART_FILES[@]} == ${#ART_REFS[@]})) || die "the bundle's k8saudit artifact parameters are malformed: render it again"
     param P_TLS_CERT k8saudit_tls_certificate '^(/[A-Za-z0-9._/-]+)?$'
     param P_FW_TABLE firewall_table '^[a-z][a-z0-9_]*$'

@@ -57,8 +57,6 @@ readonly APT_KEYRING=/usr/share/keyrings/falco-nodes-falco.gpg
 readonly APT_SOURCE=/etc/apt/sources.list.d/falco-nodes-falco.list
 readonly RPM_KEY=/etc/pki/rpm-gpg/RPM-GPG-KEY-falco-nodes
 readonly RPM_REPO=/etc/yum.repos.d/falco-nodes-falco.repo
-# The registry falcosecurity's falcoctl index names its plugins and rules under (the artifacts it signs).
-readonly FALCOSECURITY_PLUGINS_REGISTRY=ghcr.io/falcosecurity/plugins
 # The kmod module files converge installed where modprobe finds them (install.sh, install_kmod_copy).
 readonly KMOD_INSTALLED=$STATE_DIR/kmod-installed
 

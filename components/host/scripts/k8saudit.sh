@@ -50,13 +50,16 @@ ensure_k8saudit_artifacts() {
         # falcosecurity's, https://falcosecurity.github.io/falcoctl/index.yaml (falcosecurity/falcoctl
         # internal/config/config.go, Load: viper.SetDefault(IndexesKey, []Index{DefaultIndex})), added (fetched)
         # before any install and fatal when that fails (cmd/artifact/artifact.go, PersistentPreRun). That index
-        # is also where the cosign signatures of falcosecurity's own artifacts come from: `artifact install`
-        # verifies a pulled digest only when the index has a signature for the reference
-        # (cmd/artifact/install/install.go, SignatureForIndexRef). So: for falcosecurity's registry, the default
-        # index (online: ghcr.io, the index, Sigstore); for any other registry (a mirror, e.g. on an air-gapped
-        # host) no index at all, `indexes: []`, as that host cannot fetch falcosecurity's, which names no mirror
-        # anyway. No follow, no other artifacts; just the pinned, fully qualified reference.
-        if [[ $ref == "$FALCOSECURITY_PLUGINS_REGISTRY"/* ]]; then
+        # is also where the cosign signatures of falcosecurity's own artifacts come from, and only for a
+        # reference given by index name: `artifact install` asks SignatureForIndexRef, which returns none for a
+        # fully qualified reference (cmd/artifact/install/install.go; pkg/index/index/index.go). So the bundle
+        # names falcosecurity's artifacts by index name and digest (`k8saudit@sha256:...`, k8sAudit.ts
+        # artifactReference), resolved and signature-checked through the default index (online: ghcr.io, the
+        # index, Sigstore); a mirror's artifacts by full reference and digest, with no index at all,
+        # `indexes: []`, as that host cannot fetch falcosecurity's, which names no mirror anyway. Either way the
+        # digest is pinned: falcoctl pulls the manifest by digest (oras-go verifies the content against it). No
+        # follow, no other artifacts.
+        if [[ $ref != */* ]]; then
             : >"$WORK/falcoctl.yaml"
         else
             printf 'indexes: []\n' >"$WORK/falcoctl.yaml"
@@ -65,7 +68,7 @@ ensure_k8saudit_artifacts() {
         if ! falcoctl artifact install --config "$WORK/falcoctl.yaml" --log-format text --resolve-deps=false \
             --allowed-types plugin,rulesfile --plugins-dir "$tmp" --rulesfiles-dir "$tmp" -- "$ref" </dev/null >&2; then
             rm -rf -- "$tmp"
-            die "falcoctl could not install $ref (k8sAudit.pluginVersions, k8sAudit.registry; output above); Falco's configuration was not changed"
+            die "falcoctl could not install $ref (k8sAudit.pluginVersions, k8sAudit.pluginDigests, k8sAudit.registry; output above); Falco's configuration was not changed"
         fi
         if [[ ! -f $tmp/$name || -L $tmp/$name ]]; then
             rm -rf -- "$tmp"
