@@ -194,7 +194,7 @@ make_dir() {
     done
     for dir in "${missing[@]}"; do
         install -d -m "$mode" -o root -g root -- "$dir"
-        if [[ -d $STATE_DIR ]]; then printf '%s\n' "$dir" >>"$STATE_DIR/created-dirs"; fi
+        if [[ -d $STATE_DIR ]] && ! grep -qxsF -- "$dir" "$STATE_DIR/created-dirs"; then printf '%s\n' "$dir" >>"$STATE_DIR/created-dirs"; fi
     done
 }
 

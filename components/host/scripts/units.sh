@@ -137,7 +137,8 @@ check_canary() {
     since=$(date +%s)
     if [[ -n $P_CANARY_FILE && -f $P_CANARY_FILE ]]; then size=$(stat -c %s -- "$P_CANARY_FILE"); fi
     if [[ ! -e $P_CANARY_PATH ]]; then
-        make_dir 0755 "$dir"
+        # Below /run (emptied at every boot): not recorded as created, as make_dir would.
+        install -d -m 0755 -- "$dir"
         : >"$P_CANARY_PATH"
     fi
     while ((SECONDS < deadline)); do
