@@ -16,7 +16,7 @@ import { resolveHostSettings } from "../../components/host/settings";
 import { FALCO_RULES_D } from "../../components/host/paths";
 import { CANARY_RULE, SELF_PROTECTION_RULES, canaryPath, renderRuleFiles } from "../../components/rules";
 import { firstMatch, ruleDefs } from "../support/falcoCondition";
-import { loadTrace, syscallExtractor, traceEvents } from "../support/syscallTrace";
+import { TraceOptions, loadTrace, syscallExtractor, traceEvents } from "../support/syscallTrace";
 
 type Item = Record<string, any>;
 
@@ -28,7 +28,12 @@ interface Row {
     snippet: string;
     needs?: string[];
     trace?: string;
-    asOnANode?: { reparent: { exepath: string; parentName: string; parentExepath: string } };
+    /** What a node changes about the recorded processes (syscallTrace.ts, ProcRewrite). */
+    asOnANode?: TraceOptions;
+    /** The rule that reports the trace as recorded (without asOnANode): a root shell doing the same by hand. */
+    asRecorded?: string | null;
+    /** A trace line that must be there (regex), so that a quiet row shows the action happened. */
+    mustSee?: string;
     /** Set only while a row's trace has not been (re-)recorded yet: the row is then reported pending, with why. */
     recording?: string;
     /** The recorded trace lacks what Falco's event has: the row is reported pending, with why (its trace must be current). */
@@ -52,6 +57,7 @@ function reported(row: Row): { rules: Set<string>; hits: string[] } {
         createHash("sha256").update(row.snippet).digest("hex"),
         `the fixture of row ${row.id} is a trace of another version of its snippet: re-record it`,
     );
+    if (row.mustSee) assert.match(trace.strace, new RegExp(row.mustSee, "m"), `${row.id}: the trace lacks ${row.mustSee}`);
     const events = traceEvents(trace.strace, trace.fixture, row.asOnANode);
     assert.ok(events.length > 0, `fixture ${row.id} has no events`);
     const rules = new Set<string>();
@@ -104,11 +110,78 @@ describe("tamper rows", () => {
         assert.ok(row.snippet.includes(LOGROTATE_REOPEN_COMMAND), "the row's postrotate differs from the rendered one");
     });
 
-    it("runc by hand from a root shell (the trace as recorded) is reported; only under a container runtime's shim is it quiet", () => {
-        const row = ROWS.find((r) => r.id === "runc-device-filter")!;
-        assert.ok(row.asOnANode);
-        const { rules } = reported({ ...row, asOnANode: undefined });
-        assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad), JSON.stringify([...rules]));
+    for (const row of ROWS.filter((r) => r.asOnANode && r.asRecorded !== undefined)) {
+        const what = row.asRecorded ? `is reported by "${row.asRecorded}": only as on a node is it quiet` : "is quiet too";
+        it(`${row.id}, as recorded (by hand from a root shell), ${what}`, function () {
+            if (row.recording) this.skip();
+            const { rules, hits } = reported({ ...row, asOnANode: undefined });
+            if (row.asRecorded) {
+                assert.ok(ours.has(row.asRecorded), row.asRecorded);
+                assert.ok(rules.has(row.asRecorded), JSON.stringify([...rules]));
+            } else assert.deepStrictEqual(hits.filter((h) => ours.has(h.split(": ")[0])), []);
+        });
+    }
+
+    it("every healthy row evaluated as on a node says what the same trace is by hand (asRecorded)", () => {
+        for (const r of ROWS.filter((x) => x.asOnANode && x.alert === null && !x.mustSee)) assert.ok(r.asRecorded !== undefined, r.id);
+    });
+
+    describe("the exceptions are no wider than the node's own programs", () => {
+        const variant = (id: string, asOnANode: TraceOptions) => reported({ ...ROWS.find((r) => r.id === id)!, asOnANode }).rules;
+        const skipUnrecorded = function (this: Mocha.Context, ...ids: string[]) {
+            if (ids.some((id) => ROWS.find((r) => r.id === id)!.recording)) this.skip();
+        };
+
+        it("a program at dockerd's path loading another module than dockerd's is reported", () => {
+            const rules = variant("modprobe-by-hand", { rewrite: [{ exepath: "/usr/bin/kmod", parentName: "dockerd", parentExepath: "/usr/sbin/dockerd" }] });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.moduleLoad), JSON.stringify([...rules]));
+        });
+
+        it("systemd running modprobe for another module than a runtime unit's (systemd-run modprobe dummy) is reported", () => {
+            const rules = variant("modprobe-by-hand", { rewrite: [{ exepath: "/usr/bin/kmod", parentName: "systemd", parentExepath: "/usr/lib/systemd/systemd" }] });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.moduleLoad), JSON.stringify([...rules]));
+        });
+
+        it("dockerd's own modprobe from a container (a fake dockerd path in its filesystem) is reported", function () {
+            skipUnrecorded.call(this, "dockerd-modprobe");
+            const rules = variant("dockerd-modprobe", {
+                rewrite: [{ exepath: "/usr/bin/kmod", parentName: "dockerd", parentExepath: "/usr/sbin/dockerd", container: { id: "0a1b2c3d4e5f", imageRepository: "docker.io/library/debian" } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.moduleLoad), JSON.stringify([...rules]));
+        });
+
+        const cilium = { id: "5f2b0c1d9e8a", imageRepository: "quay.io/cilium/cilium" };
+        it("Cilium's image running the agent's path from its writable layer (a replaced agent) is reported", function () {
+            skipUnrecorded.call(this, "cilium-agent-bpf");
+            const rules = variant("cilium-agent-bpf", {
+                rewrite: [{ exepath: "/usr/bin/perl", as: { exepath: "/usr/bin/cilium-agent", name: "cilium-agent" }, container: { ...cilium, exeUpperLayer: true } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad) && rules.has(SELF_PROTECTION_RULES.bpfMap), JSON.stringify([...rules]));
+        });
+
+        it("another program in Cilium's image (kubectl exec ... -- bpftool) is reported", function () {
+            skipUnrecorded.call(this, "cilium-agent-bpf");
+            const rules = variant("cilium-agent-bpf", {
+                rewrite: [{ exepath: "/usr/bin/perl", as: { exepath: "/usr/sbin/bpftool", name: "bpftool" }, container: { ...cilium, exeUpperLayer: false } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad) && rules.has(SELF_PROTECTION_RULES.bpfMap), JSON.stringify([...rules]));
+        });
+
+        it("the agent's path in another image is reported", function () {
+            skipUnrecorded.call(this, "cilium-agent-bpf");
+            const rules = variant("cilium-agent-bpf", {
+                rewrite: [{ exepath: "/usr/bin/perl", as: { exepath: "/usr/bin/cilium-agent", name: "cilium-agent" }, container: { id: "9e8a5f2b0c1d", imageRepository: "docker.io/attacker/cilium" } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad), JSON.stringify([...rules]));
+        });
+
+        it("a copy of systemctl at another path than kubelet's, named kubelet, is reported on the private socket", function () {
+            skipUnrecorded.call(this, "kubelet-systemd-slice");
+            const rules = variant("kubelet-systemd-slice", {
+                rewrite: [{ exepath: "/tmp/kubelet-standin", as: { exepath: "/tmp/kubelet", name: "kubelet" } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.systemdBus), JSON.stringify([...rules]));
+        });
     });
 
     for (const row of ROWS) {
