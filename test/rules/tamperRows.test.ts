@@ -34,6 +34,8 @@ interface Row {
     asRecorded?: string | null;
     /** A trace line that must be there (regex), so that a quiet row shows the action happened. */
     mustSee?: string;
+    /** The event type the alert must come from (the snippet's setup may raise the same rule on the way). */
+    alertOn?: string;
     /** Set only while a row's trace has not been (re-)recorded yet: the row is then reported pending, with why. */
     recording?: string;
     /** The recorded trace lacks what Falco's event has: the row is reported pending, with why (its trace must be current). */
@@ -49,7 +51,7 @@ const ours = new Set(items.filter((i) => i.rule).map((i) => i.rule as string));
 const threatModel = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "threat-model.md"), "utf8");
 
 /** The rules a real Falco would report for a row: the first match of each event. */
-function reported(row: Row): { rules: Set<string>; hits: string[] } {
+function reported(row: Row): { rules: Set<string>; hits: string[]; byType: Set<string> } {
     const trace = loadTrace(row.id);
     assert.ok(trace, `no fixture for row ${row.id}: record it (test/e2e/recordTamperTraces.test.ts)`);
     assert.strictEqual(
@@ -62,14 +64,16 @@ function reported(row: Row): { rules: Set<string>; hits: string[] } {
     assert.ok(events.length > 0, `fixture ${row.id} has no events`);
     const rules = new Set<string>();
     const hits: string[] = [];
+    const byType = new Set<string>();
     for (const e of events) {
         const r = firstMatch(items, "syscall", syscallExtractor(e), defs);
         if (r) {
             rules.add(r);
             hits.push(`${r}: ${e.line.slice(0, 160)}`);
+            byType.add(`${r} on ${e.type}`);
         }
     }
-    return { rules, hits };
+    return { rules, hits, byType };
 }
 
 describe("tamper rows", () => {
@@ -197,9 +201,10 @@ describe("tamper rows", () => {
                 // fails once its fixture matches (so the marker cannot outlive the recording).
                 this.skip();
             }
-            const { rules, hits } = reported(row);
+            const { rules, hits, byType } = reported(row);
             if (row.alert) {
                 assert.ok(rules.has(row.alert), `${row.id} (${row.why}): not reported; reported: ${JSON.stringify(hits, null, 1)}`);
+                if (row.alertOn) assert.ok(byType.has(`${row.alert} on ${row.alertOn}`), `${row.id}: not reported on its ${row.alertOn} event: ${JSON.stringify(hits, null, 1)}`);
                 if (row.alert === CANARY_RULE) assert.deepStrictEqual([...rules], [CANARY_RULE], "the canary raised a tamper rule too");
             }
             else if (!row.central)
