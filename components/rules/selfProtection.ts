@@ -82,7 +82,8 @@ const RUNTIME_EXEPATHS = ["/usr/bin/containerd", "/usr/local/bin/containerd", "/
  * (`configure`: `modprobe -va bridge br_netfilter`; older releases `-va bridge nf_nat br_netfilter`),
  * `libnetwork/ns/init_linux.go` (`loadNfConntrackModules`: `-va nf_conntrack`, `-va nf_conntrack_netlink`),
  * `libnetwork/ipvs/netlink.go` (`setup`: `-va ip_vs`), the overlay2/xfs storage checks (`modprobe overlay`,
- * `modprobe xfs`) and the aufs driver (dockerd 20.10's and containerd 1.6's binaries carry each of these messages).
+ * `modprobe xfs`) and the aufs driver (moby 20.10 as Debian 12 ships it, docker.io 20.10.24, and containerd 1.6.20:
+ * their binaries carry each of these modprobe messages).
  * Only these: a program placed at a runtime's path loads nothing else quietly. Append in a custom rules file.
  */
 const RUNTIME_MODPROBE_ARGS = [
@@ -388,7 +389,8 @@ export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
             // Falco itself (modern_ebpf) and systemd, which attaches BPF to cgroups for DeviceAllow=, IPAddressDeny= and the like.
             items: [s.install.binaryPath, ...SYSTEMD_EXEPATHS],
         },
-        // Cilium's agent image (quay.io/cilium/cilium, the image of its Helm chart's agent DaemonSet) and the agent's path in it.
+        // Cilium's agent image (cilium/cilium install/kubernetes/cilium/values.yaml `image.repository`) and the
+        // agent's path in it (images/cilium/Dockerfile installs /usr/bin/cilium-agent).
         { list: L.knownBpfLoaderImages, items: ["quay.io/cilium/cilium"] },
         { list: L.knownBpfLoaderContainerExepaths, items: ["/usr/bin/cilium-agent"] },
         { list: L.runtimeModprobeArgs, items: RUNTIME_MODPROBE_ARGS },
