@@ -32,7 +32,7 @@ export const TAMPER_FIXTURE_DIR = path.join(__dirname, "..", "fixtures", "tamper
 const DEBS = ["strace", "libunwind8", "runc"];
 /**
  * Packages whose files a row runs but whose dependencies the image lacks (containernetworking-plugins depends on
- * iptables, which only its ipMasq and portmap paths use): unpacked into the guest's / with dpkg-deb -x, not installed.
+ * iptables, which only its ipMasq and portmap paths use): their /usr/lib/cni copied into the guest, not installed.
  */
 const UNPACKED_DEBS = ["containernetworking-plugins"];
 
@@ -119,7 +119,9 @@ describe("record the tamper rows' syscall fixtures (E2E_RECORD_TAMPER_TRACES=1)"
             "cd /tmp",
             ...all.map((d) => `curl -fsS -o ${shQuote(d)} ${shQuote(`${server.guestBaseUrl}/debs/${d}`)}`),
             `dpkg -i ${debs.map(shQuote).join(" ")} >/dev/null`,
-            ...unpacked.map((d) => `dpkg-deb -x ${shQuote(d)} /`),
+            // Into a scratch directory, then only usr/lib/cni: extracting the deb onto / would replace the merged-usr
+            // /lib symlink with the package's ./lib/ directory (tar does not keep directory symlinks) and break the guest.
+            ...unpacked.flatMap((d) => [`rm -rf /tmp/unpacked && dpkg-deb -x ${shQuote(d)} /tmp/unpacked`, "cp -a /tmp/unpacked/usr/lib/cni /usr/lib/", "rm -rf /tmp/unpacked"]),
             "strace -V | head -1",
         ];
         const r = await vm.runAsRoot(install.join("\n"));
