@@ -17,8 +17,10 @@
  * Known gaps, so nobody over-trusts these rules (docs/threat-model.md has each with its tamper row): SIGKILL and
  * SIGSTOP take effect before Falco can report them; `pidfd_send_signal`, `truncate`, `fchmodat2` and the new mount
  * API (`move_mount`) reach Falco as generic events without their arguments (the pidfd's `pidfd_open` and
- * truncate's command line are matched instead); a root attacker can mimic converge (see `falco_nodes_converge`).
- * The heartbeat (`metrics.output_rule`) and the detection canary going missing centrally are the backstop.
+ * truncate's command line are matched instead); a root attacker can mimic converge (see `falco_nodes_converge`);
+ * the exceptions trust the executables at their paths (a program root writes to kubelet's path gets kubelet's
+ * allowances, systemd's private socket among them). The heartbeat (`metrics.output_rule`) and the detection canary
+ * going missing centrally are the backstop.
  */
 import * as path from "path";
 import {

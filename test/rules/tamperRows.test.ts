@@ -14,7 +14,7 @@ import { buildFalcoConfig } from "../../components/host/falcoConfig";
 import { LOGROTATE_REOPEN_COMMAND } from "../../components/host/logrotate";
 import { resolveHostSettings } from "../../components/host/settings";
 import { FALCO_RULES_D } from "../../components/host/paths";
-import { CANARY_RULE, SELF_PROTECTION_RULES, canaryPath, renderRuleFiles } from "../../components/rules";
+import { CANARY_RULE, SELF_PROTECTION_LISTS, SELF_PROTECTION_RULES, canaryPath, renderRuleFiles } from "../../components/rules";
 import { firstMatch, ruleDefs } from "../support/falcoCondition";
 import { TraceOptions, loadTrace, syscallExtractor, traceEvents } from "../support/syscallTrace";
 
@@ -51,7 +51,7 @@ const ours = new Set(items.filter((i) => i.rule).map((i) => i.rule as string));
 const threatModel = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "threat-model.md"), "utf8");
 
 /** The rules a real Falco would report for a row: the first match of each event. */
-function reported(row: Row): { rules: Set<string>; hits: string[]; byType: Set<string> } {
+function reported(row: Row, loaded: Item[] = items, loadedDefs = defs): { rules: Set<string>; hits: string[]; byType: Set<string> } {
     const trace = loadTrace(row.id);
     assert.ok(trace, `no fixture for row ${row.id}: record it (test/e2e/recordTamperTraces.test.ts)`);
     assert.strictEqual(
@@ -66,7 +66,7 @@ function reported(row: Row): { rules: Set<string>; hits: string[]; byType: Set<s
     const hits: string[] = [];
     const byType = new Set<string>();
     for (const e of events) {
-        const r = firstMatch(items, "syscall", syscallExtractor(e), defs);
+        const r = firstMatch(loaded, "syscall", syscallExtractor(e), loadedDefs);
         if (r) {
             rules.add(r);
             hits.push(`${r}: ${e.line.slice(0, 160)}`);
@@ -177,6 +177,21 @@ describe("tamper rows", () => {
                 rewrite: [{ exepath: "/usr/bin/perl", as: { exepath: "/usr/bin/cilium-agent", name: "cilium-agent" }, container: { id: "9e8a5f2b0c1d", imageRepository: "docker.io/attacker/cilium" } }],
             });
             assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad), JSON.stringify([...rules]));
+        });
+
+        it("another eBPF CNI's agent is quiet once a custom rules file appends its image and path to the lists", function () {
+            skipUnrecorded.call(this, "cilium-agent-bpf");
+            const row = ROWS.find((r) => r.id === "cilium-agent-bpf")!;
+            const other: TraceOptions = {
+                rewrite: [{ exepath: "/usr/bin/perl", as: { exepath: "/usr/local/bin/cni-agent", name: "cni-agent" }, container: { id: "1c2d3e4f5a6b", imageRepository: "registry.example.com/cni/agent", exeUpperLayer: false } }],
+            };
+            assert.ok(reported({ ...row, asOnANode: other }).rules.has(SELF_PROTECTION_RULES.bpfLoad), "reported before the lists are appended");
+            const site: Item[] = [
+                { list: SELF_PROTECTION_LISTS.knownBpfLoaderImages, items: ["registry.example.com/cni/agent"], override: { items: "append" } },
+                { list: SELF_PROTECTION_LISTS.knownBpfLoaderContainerExepaths, items: ["/usr/local/bin/cni-agent"], override: { items: "append" } },
+            ];
+            const withSite = [...items, ...site];
+            assert.deepStrictEqual([...reported({ ...row, asOnANode: other }, withSite, ruleDefs(withSite)).rules].filter((r) => ours.has(r)), []);
         });
 
         it("a copy of systemctl at another path than kubelet's, named kubelet, is reported on the private socket", function () {
