@@ -3,7 +3,10 @@
  * (from the strace recorded on the e2e VM, test/fixtures/tamper/) are evaluated against the whole set of rule files
  * falco-nodes renders, in Falco's load order and with `rule_matching: first` (falcoConfig.ts), by the condition
  * model in test/support/falcoCondition.ts. A tamper row must be reported by its rule; a healthy-node row by none of
- * ours. Re-record the fixtures after changing a snippet (test/e2e/recordTamperTraces.test.ts).
+ * ours. A row whose program the VM does not run is evaluated as the node runs it (`asOnANode`), and the same trace as
+ * recorded must raise `asRecorded`, so that the exception is what keeps it quiet; variants of those traces check
+ * that each exception is no wider than the node's own program. Re-record the fixtures after changing a snippet
+ * (test/e2e/recordTamperTraces.test.ts).
  */
 import * as assert from "assert";
 import { createHash } from "crypto";
