@@ -21,10 +21,12 @@ export interface NodeIdentity {
 }
 
 /**
- * A DNS name (RFC 1123 labels of letters, digits and inner hyphens, dot-separated, at most 253 characters): what
- * a kernel hostname looks like, a plain Prometheus label value, and a word systemd reads back unchanged.
+ * A DNS-like name: dot-separated labels of letters, digits and inner hyphens (RFC 1123), at most 253 characters;
+ * inner underscores too, since Pulumi resource names (the default) often have them and nothing downstream minds
+ * (Falco copies the variable as it is, Falcosidekick uses it as a label value). A plain Prometheus label value
+ * and a word systemd reads back unchanged.
  */
-const LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+const LABEL = "[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?";
 export const HOSTNAME_PATTERN = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
 
 /** Why `value` cannot be a reported hostname, or undefined when it can. */
@@ -32,7 +34,7 @@ export function hostnameProblem(value: unknown): string | undefined {
     if (typeof value !== "string") return "must be a string: the hostname this node's Falco reports";
     if (HOSTNAME_PATTERN.test(value)) return undefined;
     return (
-        `${JSON.stringify(value)} is not a hostname: use letters, digits and inner hyphens, in dot-separated labels ` +
+        `${JSON.stringify(value)} is not a hostname: use letters, digits and inner hyphens or underscores, in dot-separated labels ` +
         "of at most 63 characters (253 in all)"
     );
 }

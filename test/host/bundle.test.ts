@@ -56,6 +56,31 @@ describe("renderBundle", () => {
         assert.notEqual(a.installScript, b.installScript);
     });
 
+    it("carries the node's hostname in its unit (both variants for driver auto), and nowhere else", () => {
+        const s = resolveHostSettings({ driver: "auto" });
+        const a = renderBundle(s, undefined, { hostname: "web-1" });
+        const b = renderBundle(s, undefined, { hostname: "web-2" });
+        assert.notEqual(a.hash, b.hash);
+        const units = (x: Bundle) => x.files.filter((f) => f.path === UNIT_PATH);
+        assert.equal(units(a).length, 2);
+        for (const u of units(a)) assert.ok(u.content.includes('Environment="FALCO_HOSTNAME=web-1"'), u.group);
+        const differing = a.files.filter((f, i) => f.content !== b.files[i].content).map((f) => `${f.path} ${f.group}`);
+        assert.deepEqual(differing, [`${UNIT_PATH} unit-kmod`, `${UNIT_PATH} unit-modern_ebpf`]);
+        // Without a node identity (the bundle for review only), no FALCO_HOSTNAME at all.
+        assert.ok(!renderBundle(s).files.some((f) => f.content.includes("FALCO_HOSTNAME")));
+    });
+
+    it("renders the settings' files once per settings content: a changed copy of settings is rendered anew", () => {
+        const s = resolveHostSettings({});
+        const first = renderBundle(s, undefined, { hostname: "web-1" });
+        const changed = structuredClone(s);
+        changed.rules.custom = { mine: "- list: my_bins\n  items: [ls]\n" };
+        const second = renderBundle(changed, undefined, { hostname: "web-1" });
+        assert.ok(second.files.some((f) => f.path.endsWith("50-mine.yaml")));
+        assert.ok(!first.files.some((f) => f.path.endsWith("50-mine.yaml")));
+        assert.deepEqual(renderBundle(structuredClone(s), undefined, { hostname: "web-1" }), first);
+    });
+
     it("changes the hash when a parameter changes", () => {
         assert.notEqual(render({ webserver: { port: 8765 } }).hash, render({ webserver: { port: 8766 } }).hash);
         assert.notEqual(render({ falcoVersion: "0.44.1" }).hash, render({ falcoVersion: "0.43.0" }).hash);
