@@ -35,6 +35,7 @@ const T = {
     instance: "aws:ec2/instance:Instance",
     k8sProvider: "pulumi:providers:kubernetes",
     chart: "kubernetes:helm.sh/v4:Chart",
+    prometheusRule: "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
 };
 
 /** What each environment must have. A new stack file fails the suite until it is listed here. */
@@ -87,6 +88,11 @@ const EXPECTATIONS: Record<string, (run: ProgramRun, cfg: StackConfig) => void> 
         const values = unwrapSecrets(run.ofType(T.chart)[0].inputs.values);
         assert.strictEqual(values.falcosidekick?.enabled, true, "with Falcosidekick");
         assert.match(run.outputs.cluster?.sidekickAddress ?? "", /^http:\/\/.+\.svc:[0-9]+$/, "the cluster's Falcosidekick address is an output");
+        assert.strictEqual(values.falcosidekick?.serviceMonitor?.enabled, true, "Falcosidekick is scraped (the alert rules count its events)");
+        const rules = run.ofType(T.prometheusRule);
+        assert.strictEqual(rules.length, 1, "prod: the stack's alert rules as a PrometheusRule");
+        const expected = new Set(JSON.stringify(rules[0].inputs.spec).match(/"node":"[^"]+"/g));
+        assert.deepStrictEqual([...expected].sort(), cfg.nodes.map((n) => `"node":"${n.name}"`).sort(), "every node is expected");
     },
 };
 
