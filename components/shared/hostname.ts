@@ -7,7 +7,10 @@
  * `userspace/falco/app/actions/init_outputs.cpp` (`init_outputs`, the 0.44 line: read at commit 1048614315b9,
  * which no longer has the `FALCO_GRPC_HOSTNAME` fallback that went with gRPC in 0.44.0), passed to
  * `falco_outputs` as `m_hostname` and written as the JSON `hostname` of rule alerts and of internal events such as
- * "Falco internal: metrics snapshot" (`userspace/falco/falco_outputs.cpp`, `handle_event`, `handle_msg`).
+ * "Falco internal: metrics snapshot" (`userspace/falco/falco_outputs.cpp`, `handle_event`, `handle_msg`). The
+ * `evt.hostname` field follows the same variable: falcosecurity/libs `userspace/libscap/linux/scap_linux_platform.c`
+ * (`scap_gethostname`), built by Falco with `SCAP_HOSTNAME_ENV_VAR "FALCO_HOSTNAME"` (falcosecurity/falco
+ * `cmake/modules/falcosecurity-libs.cmake`).
  * Falcosidekick labels its event counter with that field. An AWS node's kernel hostname (`ip-10-0-1-23...`) is
  * not known before launch; the name the stack declares is, so our unit sets it.
  *
