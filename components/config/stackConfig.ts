@@ -334,7 +334,7 @@ const nodeSchema = z
         kind: z.enum(["aws", "existing"], {
             message: "required: 'aws' (launch an EC2 instance) or 'existing' (a server reached over SSH)",
         }),
-        hostname: z.unknown().superRefine((v, ctx) => {
+        hostname: z.string({ message: "must be a string: the hostname this node's Falco reports (default the node name)" }).superRefine((v, ctx) => {
             const problem = hostnameProblem(v);
             if (problem) ctx.addIssue({ code: "custom", message: `${problem} (it is what this node's Falco reports; default the node name)` });
         }),
@@ -567,7 +567,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
                 nodes.push({
                     kind: "existing",
                     name: n.name,
-                    hostname: falcoHostname(n.name, n.hostname as string | undefined),
+                    hostname: falcoHostname(n.name, n.hostname),
                     falco: merged,
                     resolved,
                     usesHttpOutputUrl,
@@ -605,7 +605,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
                 nodes.push({
                     kind: "aws",
                     name: n.name,
-                    hostname: falcoHostname(n.name, n.hostname as string | undefined),
+                    hostname: falcoHostname(n.name, n.hostname),
                     falco: merged,
                     resolved,
                     usesHttpOutputUrl,

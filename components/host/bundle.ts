@@ -290,14 +290,17 @@ export function renderBundle(s: ResolvedHostSettings, secrets?: HostSecrets, nod
 
     const scriptParams = { ...params, bundle_hash: hash };
     const files: BundleFile[] = rendered.map(({ hashContent: _, ...f }) => f);
-    const withoutSecrets = rendered.map((f) => ({ ...f, content: f.hashContent }));
+    const installPayload = payload(files, scriptParams);
+    // The uninstall script carries no secret; without secret files that is the install payload itself (one
+    // gzip less per render, which every node of a fleet pays now that each unit carries its own hostname).
+    const uninstallPayload = secretFiles.length ? payload(rendered.map((f) => ({ ...f, content: f.hashContent })), scriptParams) : installPayload;
     return {
         files,
         params,
         hash,
         secretsHash,
-        installScript: assembleScript(payload(files, scriptParams), "converge"),
-        uninstallScript: assembleScript(payload(withoutSecrets, scriptParams), "uninstall"),
+        installScript: assembleScript(installPayload, "converge"),
+        uninstallScript: assembleScript(uninstallPayload, "uninstall"),
         unitName: UNIT_NAME,
     };
 }

@@ -84,7 +84,7 @@ describe("alerting in the stack config", () => {
 
     it("reports each problem with its full key and the fix", () => {
         const p = problems({
-            "falco-nodes:nodes": [node("web-1"), { ...node("web-2"), hostname: "web-1" }, node("quiet", { heartbeat: { enabled: false } }), { ...node("odd"), hostname: "odd host" }],
+            "falco-nodes:nodes": [node("web-1"), { ...node("web-2"), hostname: "web-1" }, node("quiet", { heartbeat: { enabled: false } }), { ...node("odd"), hostname: "odd host" }, { ...node("num"), hostname: 42 }],
             "falco-nodes:alerting": { hostnames: { "web-2": "web-1" }, pendingFor: "soon", colour: "red", shade: 1, prometheusRule: { enabled: true } },
         });
         const byKey = Object.fromEntries(p.map((x) => [x.key, x.message]));
@@ -93,6 +93,7 @@ describe("alerting in the stack config", () => {
         assert.match(byKey["falco-nodes:alerting.hostnames"], /is gone: .*FALCO_HOSTNAME.*falco-nodes:nodes\[\]\.hostname/);
         assert.match(byKey["falco-nodes:nodes[1].hostname"], /nodes 'web-1' and 'web-2' would both report hostname 'web-1'/);
         assert.match(byKey["falco-nodes:nodes[3].hostname"], /"odd host" is not a hostname/);
+        assert.match(byKey["falco-nodes:nodes[4].hostname"], /must be a string/);
         assert.match(byKey["falco-nodes:alerting"], /'quiet' has falco.heartbeat.enabled: false/);
         assert.match(byKey["falco-nodes:alerting.prometheusRule.enabled"], /cluster.enabled/);
     });
