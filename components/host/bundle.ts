@@ -38,7 +38,7 @@ import {
     UNIT_PATH,
 } from "./paths";
 import { HostSecrets, HostSettingsError, httpOutputNeedsUrl, ResolvedHostSettings } from "./settings";
-import { deterministicTarGz, TarEntry } from "./tar";
+import { deterministicTarGzSplit, TarEntry } from "./tar";
 import {
     CANARY_TIMER_NAME,
     CANARY_TIMER_PATH,
@@ -247,18 +247,30 @@ function renderFiles(s: ResolvedHostSettings, secrets: HostSecrets | undefined, 
     return files;
 }
 
-/** The gzip'd tar the script unpacks: params, manifest.tsv and the file contents. */
-function payload(files: { path: string; mode: FileMode; group: FileGroup; content: string }[], params: Record<string, string>): Buffer {
-    const entries: TarEntry[] = [];
+/** The parameter that differs between hosts sharing settings (with the unit: the bundle hash covers the hostname). */
+const OWN_PARAMS = new Set(["bundle_hash"]);
+
+/**
+ * The gzip'd tar the script unpacks: params, manifest.tsv and the file contents. What differs between hosts that
+ * share settings (our unit with its FALCO_HOSTNAME, the bundle hash) and any secret-bearing file go in a second gzip
+ * member, so the rest is compressed once for the fleet (tar.ts `deterministicTarGzSplit`); the archive is the same.
+ */
+function payload(
+    files: { path: string; mode: FileMode; group: FileGroup; content: string; secret: boolean }[],
+    params: Record<string, string>,
+): Buffer {
+    const shared: TarEntry[] = [];
+    const own: TarEntry[] = [];
     const manifest: string[] = [];
     files.forEach((f, i) => {
         const name = `files/${String(i).padStart(3, "0")}`;
-        entries.push({ name, content: f.content });
+        const perHost = f.secret || f.group === FileGroup.Unit || f.group === FileGroup.UnitModernEbpf || f.group === FileGroup.UnitKmod;
+        (perHost ? own : shared).push({ name, content: f.content });
         manifest.push(`${f.group}\t${f.mode}\t${f.path}\t${name}\n`);
     });
-    entries.push({ name: "manifest.tsv", content: manifest.join("") });
-    for (const [name, value] of Object.entries(params)) entries.push({ name: `params/${name}`, content: value });
-    return deterministicTarGz(entries);
+    shared.push({ name: "manifest.tsv", content: manifest.join("") });
+    for (const [name, value] of Object.entries(params)) (OWN_PARAMS.has(name) ? own : shared).push({ name: `params/${name}`, content: value });
+    return deterministicTarGzSplit(shared, own);
 }
 
 /**

@@ -174,8 +174,11 @@ function connectionArgs(c: SshProxyArgs, what: string): command.types.input.remo
 }
 
 /**
- * Fleets mostly share settings, and rendering (tar + gzip, ~20 ms) is the bulk of a FalcoHost's own cost at
- * preview: renders are memoized per resolved settings. `resolveHostSettingsMemo` hands equal settings the same
+ * Fleets mostly share settings, and rendering (rules, falco.yaml, tar + gzip, ~20 ms) is the bulk of a FalcoHost's
+ * own cost at preview. Each host's unit carries its own hostname, so each host has a bundle of its own; what the
+ * hosts share is rendered once (bundle.ts keeps the settings' files, tar.ts the compressed shared part), so a
+ * host's own render is its unit, a small gzip member and the hash. Renders are memoized per resolved settings and
+ * hostname. `resolveHostSettingsMemo` hands equal settings the same
  * object, so the lookup is by identity first and by content (the settings as JSON) only for a new object.
  * Bundles with secrets are memoized too, per settings and secret value: a fleet-wide HTTP output URL is one
  * render, not one per node. They live only in this process, as the secret itself does.

@@ -18,7 +18,8 @@ import {
     UNIT_PATH,
 } from "../../components/host/paths";
 import { HostSettings, HostSettingsError, resolveHostSettings } from "../../components/host/settings";
-import { deterministicTarGz } from "../../components/host/tar";
+import { deterministicTar, deterministicTarGz, deterministicTarGzSplit } from "../../components/host/tar";
+import * as zlib from "zlib";
 import { CANARY_UNIT_PATH, PERF_EVENT_PARANOID_DROPIN_PATH } from "../../components/host/unit";
 import { CANARY_RULE_FILE } from "../../components/rules";
 import { decodePayload } from "../support/payload";
@@ -221,6 +222,31 @@ describe("deterministicTarGz", () => {
         const b = deterministicTarGz([{ name: "a/x", content: "1" }, { name: "b", content: "2" }]);
         assert.ok(a.equals(b));
         assert.equal(a[9], 3, "gzip OS byte pinned");
+    });
+
+    it("split in two gzip members, it is the same archive: the shared member is byte-identical whatever the host's own part", () => {
+        const shared = [{ name: "files/000", content: "rules ".repeat(500) }, { name: "params/x", content: "1" }];
+        const a = deterministicTarGzSplit(shared, [{ name: "files/001", content: 'Environment="FALCO_HOSTNAME=web-1"' }]);
+        const b = deterministicTarGzSplit(shared, [{ name: "files/001", content: 'Environment="FALCO_HOSTNAME=web-2"' }]);
+        const sharedMember = (x: Buffer) => x.subarray(0, x.indexOf(Buffer.from([0x1f, 0x8b, 0x08]), 10));
+        assert.ok(sharedMember(a).equals(sharedMember(b)), "the shared member is reused");
+        assert.ok(!a.equals(b));
+        // zlib reads both members as one stream: every entry's blocks, and the end-of-archive marker once, last.
+        const all = [...shared, { name: "files/001", content: 'Environment="FALCO_HOSTNAME=web-1"' }];
+        const tar = zlib.gunzipSync(a);
+        assert.equal(tar.length, deterministicTar(all).length);
+        assert.ok(tar.subarray(tar.length - 1024).equals(Buffer.alloc(1024)));
+        // GNU tar extracts every entry of both members.
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bundle-split-"));
+        try {
+            fs.writeFileSync(path.join(dir, "p.tgz"), a);
+            const r = spawnSync("tar", ["-xzf", "p.tgz"], { cwd: dir, encoding: "utf8" });
+            assert.equal(r.status, 0, r.stderr);
+            for (const e of all) assert.equal(fs.readFileSync(path.join(dir, e.name), "utf8"), e.content, e.name);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+        assert.throws(() => deterministicTarGzSplit(shared, [{ name: "params/x", content: "2" }]), /duplicate tar entry params\/x/);
     });
 
     it("rejects names that are not short plain relative paths", () => {
