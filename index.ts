@@ -29,6 +29,8 @@ const bastion: SshProxyArgs | undefined = cfg.ssh.bastion && {
 function declareNode(n: NodeConfig) {
     const host = {
         settings: n.falco,
+        // The hostname its unit makes Falco report; the alert rules expect the same (cfg.alerting.nodes).
+        hostname: n.hostname,
         secrets: n.usesHttpOutputUrl ? { httpOutputUrl: secrets.httpOutputUrl } : undefined,
     };
     const proxy = n.viaBastion ? bastion : undefined;

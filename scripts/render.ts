@@ -35,6 +35,8 @@ import { findProjectDir, parseStackConfig, projectFileReader, readStackFile, Sta
 export interface StackHost {
     /** Node name (`falco-nodes:nodes[].name`). */
     name: string;
+    /** The hostname its Falco reports (`FALCO_HOSTNAME` in its unit; the alert rules expect the same). */
+    hostname: string;
     /** The fleet's `falco-nodes:falco` with the node's `falco` overrides merged in. */
     settings: HostSettings;
     /** The same, every default filled in. */
@@ -108,7 +110,7 @@ function loadStack(file: string, projectDir: string) {
 export function loadStackHostSettings(file: string, projectDir = REPO_ROOT): StackHost[] {
     return loadStack(file, projectDir).nodes.map((n, i) => {
         const settings = n.kind === "aws" ? nodeHostSettings(n.aws.os ?? DEFAULT_OS, n.falco) : n.falco;
-        return { name: n.name, settings, resolved: resolveHostSettings(settings, `falco-nodes:nodes[${i}].falco.`) };
+        return { name: n.name, hostname: n.hostname, settings, resolved: resolveHostSettings(settings, `falco-nodes:nodes[${i}].falco.`) };
     });
 }
 
@@ -155,7 +157,7 @@ export function renderStack(file: string, projectDir = REPO_ROOT): RenderedNode[
     const sshHosts = new Map(loadStack(file, projectDir).nodes.map((n) => [n.name, n.kind === "existing" ? n.ssh.host : undefined]));
     return loadStackHostSettings(file, projectDir).map((h) => ({
         name: h.name,
-        bundle: renderBundle(h.resolved),
+        bundle: renderBundle(h.resolved, undefined, { hostname: h.hostname }),
         k8sAudit: renderK8sAuditFiles(h.name, h.resolved, sshHosts.get(h.name)),
     }));
 }

@@ -35,7 +35,10 @@ import { ALERT_NAMES, AlertKind, durationMs, formatDuration, ResolvedAlertingSet
 export interface ExpectedNode {
     /** The node's name in the stack (`falco-nodes:nodes[].name`): the `node` label of its alerts. */
     name: string;
-    /** The hostname its Falco reports (Falcosidekick's `hostname` label). */
+    /**
+     * The hostname its Falco reports (Falcosidekick's `hostname` label): `falcoHostname` of the node
+     * (components/shared/hostname.ts), the value its unit sets as `FALCO_HOSTNAME`.
+     */
     hostname: string;
     /** Its heartbeat interval (`falco.heartbeat.interval`), e.g. `5m`. */
     heartbeatInterval: string;
@@ -145,8 +148,9 @@ export function renderAlertRules(input: AlertRulesInput): RuleGroups {
                     summary: `Falco on ${n.name} has not reported`,
                     description:
                         `Falcosidekick has no heartbeat from hostname ${n.hostname} (node ${n.name}) at all for ${silenceWindow}. ` +
-                        "The node never came up or never reached Falcosidekick, or the hostname its Falco reports is not this one " +
-                        "(map it in falco-nodes:alerting.hostnames), or it went silent before Falcosidekick last restarted.",
+                        "The node never came up or never reached Falcosidekick, or its Falco reports another hostname " +
+                        "(our unit sets FALCO_HOSTNAME: check `systemctl show -p Environment falco-nodes.service`; an older " +
+                        "unit or a drop-in may not), or it went silent before Falcosidekick last restarted.",
                 },
             },
             {

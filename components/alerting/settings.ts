@@ -14,7 +14,7 @@ export const AlertKind = {
     Silent: "silent",
     /**
      * No heartbeat series for the node at all for `silenceIntervals` intervals: it never reported (not up yet,
-     * its hostname is not what `hostnames` says), or went quiet before Falcosidekick last restarted.
+     * it reports another hostname than the node's), or went quiet before Falcosidekick last restarted.
      */
     Unreported: "unreported",
     /** Heartbeats arrive but no detection canary alert for `canaryWindow`: Falco runs, blind. */
@@ -94,13 +94,6 @@ export interface AlertingSettings {
      * layer, its Falcosidekick Service name (what the chart's ServiceMonitor uses); else `falcosidekick`.
      */
     sidekickJob?: string;
-    /**
-     * Node name -> the hostname its Falco reports (the `hostname` of its events, which Falcosidekick uses as the
-     * label). Default: the node name. Falco reports `FALCO_HOSTNAME` if set, else the kernel hostname
-     * (falcosecurity/falco `userspace/falco/app/actions/init_outputs.cpp`): an AWS node's is `ip-10-...` unless you
-     * set it, so map it here (or give the machine its node name as hostname).
-     */
-    hostnames?: Record<string, string>;
     /** Apply the rules in the cluster as a PrometheusRule. */
     prometheusRule?: PrometheusRuleSettings;
 }
@@ -115,7 +108,6 @@ export interface ResolvedAlertingSettings {
     labels: Record<string, string>;
     /** Undefined: the caller's default (depends on the cluster layer). */
     sidekickJob?: string;
-    hostnames: Record<string, string>;
     prometheusRule: { enabled: boolean; namespace?: string; labels: Record<string, string> };
 }
 
@@ -152,8 +144,6 @@ const labelName = z.string().regex(LABEL_NAME, { message: "must be a Prometheus 
 const labelValue = z.string().regex(/^[^\n\r"\\]{1,200}$/, { message: "must be one line of 1-200 characters without quotes or backslashes" });
 const labels = z.record(labelName, labelValue, { message: "must be a map of label name to value" });
 const duration = z.string().regex(PROMETHEUS_DURATION, { message: "must be a duration such as 30s, 15m or 1h" });
-// What Falco reports is a kernel hostname or FALCO_HOSTNAME: keep the rules' string literals trivially safe.
-const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 const schema = z
@@ -169,7 +159,6 @@ const schema = z
             .strict(),
         labels,
         sidekickJob: labelValue,
-        hostnames: z.record(z.string(), z.string().regex(HOSTNAME, { message: "must be a hostname (letters, digits, . _ -)" })),
         prometheusRule: z
             .object({
                 enabled: z.boolean(),
@@ -187,14 +176,22 @@ export const RESERVED_ALERT_LABELS = ["severity", "node", "hostname", "stack"] a
 
 /**
  * Fill the defaults and check every value. Keys in the error are relative to `falco-nodes:alerting`
- * (`canaryWindow`, `hostnames.web-1`).
+ * (`canaryWindow`, `severities.silent`).
  */
 export function resolveAlertingSettings(input: AlertingSettings = {}): ResolvedAlertingSettings {
-    const r = schema.safeParse(input);
-    if (!r.success)
-        throw new AlertingSettingsError(
-            zodProblems(r.error.issues, "unknown key; the alerting settings are documented in components/alerting/settings.ts", ""),
-        );
+    // `hostnames` (node name -> the hostname its Falco reports) went when the unit started setting FALCO_HOSTNAME:
+    // the rules and the unit now take the name from one place, the node (components/shared/hostname.ts).
+    const { hostnames, ...rest } = (input ?? {}) as AlertingSettings & { hostnames?: unknown };
+    const removed =
+        hostnames === undefined
+            ? []
+            : [{ key: "hostnames", message: "is gone: each node's Falco reports its node name now (FALCO_HOSTNAME in its unit); to report another name, set hostname on the node (falco-nodes:nodes[].hostname)" }];
+    const r = schema.safeParse(rest);
+    if (!r.success || removed.length)
+        throw new AlertingSettingsError([
+            ...removed,
+            ...(r.success ? [] : zodProblems(r.error.issues, "unknown key; the alerting settings are documented in components/alerting/settings.ts", "")),
+        ]);
     const s = r.data;
     const problems: { key: string; message: string }[] = [];
     for (const k of Object.keys(s.labels ?? {}))
@@ -210,7 +207,6 @@ export function resolveAlertingSettings(input: AlertingSettings = {}): ResolvedA
         severities: { ...DEFAULT_SEVERITIES, ...s.severities },
         labels: s.labels ?? {},
         sidekickJob: s.sidekickJob,
-        hostnames: s.hostnames ?? {},
         prometheusRule: { enabled: s.prometheusRule?.enabled ?? false, namespace: s.prometheusRule?.namespace, labels: s.prometheusRule?.labels ?? {} },
     };
 }

@@ -22,7 +22,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { FalcoHost, FalcoHostArgs, SshProxyArgs } from "../host/falcoHost";
+import { FalcoHost, FalcoHostArgs, nodeIdentity, SshProxyArgs } from "../host/falcoHost";
 import { HostSettings, K8sAuditVariant } from "../host/settings";
 import { resolveHostSettingsMemo } from "../host/settingsMemo";
 import {
@@ -140,6 +140,11 @@ export interface AwsFalcoNodeArgs {
 
     /** Falco, outputs, rules and host hardening (see `HostSettings`). `install.source` defaults per `os`. */
     settings?: HostSettings;
+    /**
+     * The hostname this node's Falco reports (see `FalcoHostArgs.hostname`). Default: this resource's name, not
+     * the EC2 hostname (`ip-10-...`), which is unknown before launch.
+     */
+    hostname?: string;
     /** Secret host values (see `FalcoHostArgs.secrets`). */
     secrets?: FalcoHostArgs["secrets"];
 
@@ -223,6 +228,7 @@ export class AwsFalcoNode extends pulumi.ComponentResource {
     constructor(name: string, args: AwsFalcoNodeArgs, opts?: pulumi.ComponentResourceOptions) {
         // Bad arguments fail before anything is registered, naming the argument and the fix.
         checkArgs(args);
+        nodeIdentity(name, args.hostname);
         const rules = securityGroupRules({
             sshCidrs: args.sshCidrs,
             allowWorldSsh: args.allowWorldSsh,
@@ -398,6 +404,7 @@ export class AwsFalcoNode extends pulumi.ComponentResource {
                     proxy: args.bastion,
                 },
                 settings: nodeHostSettings(os, args.settings),
+                hostname: args.hostname,
                 secrets: args.secrets,
                 // The FalcoHost goes only with its instance (same name, same parent), which the stack terminates
                 // right after: an SSH uninstall first is pointless and, with the host unreachable, holds destroy up.

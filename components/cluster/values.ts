@@ -156,6 +156,10 @@ export function renderChartValues(s: ResolvedClusterSettings, ruleFiles: RuleFil
         },
         // Flush Falco's output line by line so alerts reach `kubectl logs` and log shippers immediately.
         tty: true,
+        // Each pod's Falco reports its Kubernetes node's name (FALCO_HOSTNAME from spec.nodeName: falcosecurity/charts
+        // charts/falco/templates/pod-template.tpl, falco-9.1.0), stated so a chart default change cannot move it. The
+        // hosts report their own names (components/shared/hostname.ts); docs/alerting.md says why the two must differ.
+        falcoHostnameEnv: true,
         podPriorityClassName: s.priorityClass.name,
         resources: { requests: { ...s.resources.requests }, limits: { ...s.resources.limits } },
         tolerations: s.tolerations.map((t) => ({ ...t })),

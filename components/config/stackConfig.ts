@@ -37,6 +37,7 @@ import {
     resolveAlertingSettings,
 } from "../alerting";
 import { chartNames } from "../cluster/names";
+import { falcoHostname, hostnameProblem } from "../shared/hostname";
 import { mergeSettings } from "./merge";
 
 /** The config namespace: the project name. Every key is `falco-nodes:<key>`. */
@@ -153,6 +154,12 @@ export interface NodeInput {
     name: string;
     /** `aws` (launch an EC2 instance) or `existing` (a server reached over SSH). */
     kind: NodeKind;
+    /**
+     * The hostname this node's Falco reports in every alert and heartbeat (`FALCO_HOSTNAME` in its unit), and so
+     * the `hostname` the central alert rules expect for it. Default: `name`. A DNS name; set it to keep a name
+     * dashboards or a SIEM already know the machine by.
+     */
+    hostname?: string;
     /** Overrides of the fleet's `falco-nodes:falco`, merged as `merge.ts` describes. */
     falco?: HostSettings;
     /** `existing` only: the server's address, port, user and pinned host key. */
@@ -171,6 +178,8 @@ export interface ClusterConfig extends FalcoClusterSettings {
 
 interface NodeCommon {
     name: string;
+    /** The hostname its Falco reports (`falcoHostname`: `hostname` as written, else `name`). */
+    hostname: string;
     /** The fleet settings with this node's overrides merged in (validated). */
     falco: HostSettings;
     /** What the host gets, every default filled in (an AWS node's package source follows its OS). */
@@ -326,11 +335,15 @@ const nodeSchema = z
         kind: z.enum(["aws", "existing"], {
             message: "required: 'aws' (launch an EC2 instance) or 'existing' (a server reached over SSH)",
         }),
+        hostname: z.string({ message: "must be a string: the hostname this node's Falco reports (default the node name)" }).superRefine((v, ctx) => {
+            const problem = hostnameProblem(v);
+            if (problem) ctx.addIssue({ code: "custom", message: `${problem} (it is what this node's Falco reports; default the node name)` });
+        }),
         falco: z.record(z.string(), z.unknown(), { message: "must be a map of host settings (HostSettings)" }),
         ssh: endpoint.extend({ viaBastion: z.boolean() }).partial().strict(),
         aws: awsSettings.extend({ viaBastion: z.boolean() }).partial().strict(),
     })
-    .partial({ falco: true, ssh: true, aws: true })
+    .partial({ hostname: true, falco: true, ssh: true, aws: true })
     .strict();
 
 const stackSchema = z
@@ -485,6 +498,8 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
 
     // 6. Nodes.
     const names = new Set<string>();
+    /** Where each node was written in `falco-nodes:nodes`, for keys of problems found later. */
+    const nodeIndex = new Map<string, number>();
     const existingNames: string[] = [];
     const nodes: NodeConfig[] = [];
     // Node checks build on the fleet's ssh and aws settings: with those malformed they would only mislead.
@@ -501,6 +516,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
         const n = shapedNode.data;
         if (names.has(n.name)) problems.push({ key: `${at}.name`, message: `'${n.name}' is used by another node; node names must be unique` });
         names.add(n.name);
+        if (!nodeIndex.has(n.name)) nodeIndex.set(n.name, i);
 
         const merged = mergeSettings<HostSettings>(falco, n.falco ?? {});
         // What the host really gets: an AWS node's package source follows its OS unless set (as AwsFalcoNode does).
@@ -552,6 +568,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
                 nodes.push({
                     kind: "existing",
                     name: n.name,
+                    hostname: falcoHostname(n.name, n.hostname),
                     falco: merged,
                     resolved,
                     usesHttpOutputUrl,
@@ -589,6 +606,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
                 nodes.push({
                     kind: "aws",
                     name: n.name,
+                    hostname: falcoHostname(n.name, n.hostname),
                     falco: merged,
                     resolved,
                     usesHttpOutputUrl,
@@ -644,7 +662,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
     // Cluster settings kept while `enabled` is false are not checked: switching the layer on stays a one-line change.
 
     // 8. Alerting: every declared node is expected to report, under the hostname its Falco uses.
-    const alerting = stackAlerting(s.alerting as AlertingSettings | undefined, nodes, !!cluster, clusterNames, problems);
+    const alerting = stackAlerting(s.alerting as AlertingSettings | undefined, nodes, nodeIndex, !!cluster, clusterNames, problems);
 
     if (problems.length) throw new StackConfigError(problems);
     return { falco, nodes, aws: fleetAws, ssh, cluster, clusterSecretPresence, secrets, alerting };
@@ -653,6 +671,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
 function stackAlerting(
     input: AlertingSettings | undefined,
     nodes: NodeConfig[],
+    nodeIndex: ReadonlyMap<string, number>,
     hasCluster: boolean,
     clusterNames: { namespace: string; sidekick: string } | undefined,
     problems: ConfigProblem[],
@@ -668,23 +687,23 @@ function stackAlerting(
         const bad = new Set(e.problems.flatMap((p) => p.key.split(", ").map((k) => k.split(/[.[]/)[0])));
         settings = resolveAlertingSettings(Object.fromEntries(Object.entries(input ?? {}).filter(([k]) => !bad.has(k))));
     }
-    const names = new Set(nodes.map((n) => n.name));
-    for (const k of Object.keys(settings.hostnames))
-        if (!names.has(k))
-            problems.push({ key: `${at}.hostnames.${k}`, message: `no node is named '${k}': map the hostnames of declared nodes only (${[...names].join(", ") || "none"})` });
+    // The same name the node's unit sets as FALCO_HOSTNAME (both come from falcoHostname).
     const expected: ExpectedNode[] = nodes.map((n) => ({
         name: n.name,
-        hostname: settings.hostnames[n.name] ?? n.name,
+        hostname: n.hostname,
         heartbeatInterval: n.resolved.heartbeat.interval,
     }));
     if (settings.enabled) {
         const byHostname = new Map<string, string>();
-        for (const n of expected) {
+        nodes.forEach((n) => {
             const other = byHostname.get(n.hostname);
             if (other)
-                problems.push({ key: `${at}.hostnames.${n.name}`, message: `nodes '${other}' and '${n.name}' would both be matched by hostname '${n.hostname}': map each node to the hostname its own Falco reports` });
+                problems.push({
+                    key: `${CONFIG_NAMESPACE}:nodes[${nodeIndex.get(n.name)}].hostname`,
+                    message: `nodes '${other}' and '${n.name}' would both report hostname '${n.hostname}', so the alert rules could not tell them apart: give each node its own hostname (default: its name)`,
+                });
             byHostname.set(n.hostname, n.name);
-        }
+        });
         for (const n of nodes)
             if (!n.resolved.heartbeat.enabled)
                 problems.push({

@@ -13,6 +13,7 @@
  */
 import { createHash } from "crypto";
 import { canaryPath, canaryToken, renderRuleFiles } from "../rules";
+import type { NodeIdentity } from "../shared/hostname";
 import { renderFalcoConfig, renderSecretsConfig } from "./falcoConfig";
 import { renderSshdConfig, renderSysctlConf } from "./hardening";
 import { assembleScript, CONVERGE_SCRIPT } from "./installScript";
@@ -37,7 +38,7 @@ import {
     UNIT_PATH,
 } from "./paths";
 import { HostSecrets, HostSettingsError, httpOutputNeedsUrl, ResolvedHostSettings } from "./settings";
-import { deterministicTarGz, TarEntry } from "./tar";
+import { deterministicTarGzSplit, TarEntry } from "./tar";
 import {
     CANARY_TIMER_NAME,
     CANARY_TIMER_PATH,
@@ -166,11 +167,26 @@ export function bundleParams(s: ResolvedHostSettings): Record<string, string> {
     return params;
 }
 
-/** The files, with secret-bearing ones rendered both ways: with `secrets` (content) and without (for the hash). */
-function renderFiles(s: ResolvedHostSettings, secrets: HostSecrets | undefined): (BundleFile & { hashContent: string })[] {
-    const files: (BundleFile & { hashContent: string })[] = [];
+type RenderedFile = BundleFile & { hashContent: string };
+
+function plainFile(path: string, mode: FileMode, group: FileGroup, content: string): RenderedFile {
+    return { path, mode, group, content, secret: false, hashContent: content };
+}
+
+/**
+ * The files that depend on the settings alone (no secret, no node identity): the same for every node of a fleet
+ * that shares settings, and the bulk of a render (rules, falco.yaml), so they are rendered once per settings
+ * content. Only non-secret text is kept.
+ */
+const MAX_SETTINGS_RENDERS = 32;
+const settingsFilesByContent = new Map<string, readonly RenderedFile[]>();
+function settingsFiles(s: ResolvedHostSettings): readonly RenderedFile[] {
+    const key = JSON.stringify(s);
+    const known = settingsFilesByContent.get(key);
+    if (known) return known;
+    const files: RenderedFile[] = [];
     const add = (path: string, mode: FileMode, group: FileGroup, content: string | undefined) => {
-        if (content !== undefined) files.push({ path, mode, group, content, secret: false, hashContent: content });
+        if (content !== undefined) files.push(plainFile(path, mode, group, content));
     };
 
     const rules = renderRuleFiles(s);
@@ -180,24 +196,6 @@ function renderFiles(s: ResolvedHostSettings, secrets: HostSecrets | undefined):
     add(FALCO_MAIN_CONFIG, MODE_FALCO, FileGroup.Falco, renderFalcoConfig(s, rules.map((r) => r.fileName)));
     for (const rule of rules) add(`${FALCO_RULES_D}/${rule.fileName}`, MODE_FALCO, FileGroup.Falco, rule.content);
 
-    const withSecrets = renderSecretsConfig(s, secrets);
-    if (withSecrets !== undefined)
-        files.push({
-            path: FALCO_SECRETS_CONFIG,
-            mode: MODE_SECRET,
-            group: FileGroup.Falco,
-            content: withSecrets,
-            secret: true,
-            // Without secrets: the plain URL or a placeholder, never a secret value, so `hash` cannot reveal one.
-            hashContent: renderSecretsConfig(s, undefined) ?? "",
-        });
-
-    if (s.driver === "auto") {
-        add(UNIT_PATH, MODE_PUBLIC, FileGroup.UnitModernEbpf, renderUnit(s, "modern_ebpf"));
-        add(UNIT_PATH, MODE_PUBLIC, FileGroup.UnitKmod, renderUnit(s, "kmod"));
-    } else {
-        add(UNIT_PATH, MODE_PUBLIC, FileGroup.Unit, renderUnit(s, s.driver));
-    }
     // Whether CAP_SYS_ADMIN is needed depends on the host's perf_event_paranoid: the script decides.
     if (s.driver !== "kmod" && s.perfEventParanoid !== "lower-to-2")
         add(PERF_EVENT_PARANOID_DROPIN_PATH, MODE_PUBLIC, FileGroup.UnitDropinPerf, renderPerfEventParanoidDropIn());
@@ -212,6 +210,35 @@ function renderFiles(s: ResolvedHostSettings, secrets: HostSecrets | undefined):
         add(FIREWALL_RULES_PATH, MODE_FALCO, FileGroup.Firewall, renderFirewallRules(s));
         add(FIREWALL_UNIT_PATH, MODE_PUBLIC, FileGroup.FirewallUnit, renderFirewallUnit());
     }
+    if (settingsFilesByContent.size >= MAX_SETTINGS_RENDERS) settingsFilesByContent.clear();
+    settingsFilesByContent.set(key, files);
+    return files;
+}
+
+/** Our unit (both, for `driver: auto`): the one file that carries the node's identity (`FALCO_HOSTNAME`). */
+function unitFiles(s: ResolvedHostSettings, node: NodeIdentity | undefined): RenderedFile[] {
+    if (s.driver === "auto")
+        return [
+            plainFile(UNIT_PATH, MODE_PUBLIC, FileGroup.UnitModernEbpf, renderUnit(s, "modern_ebpf", node)),
+            plainFile(UNIT_PATH, MODE_PUBLIC, FileGroup.UnitKmod, renderUnit(s, "kmod", node)),
+        ];
+    return [plainFile(UNIT_PATH, MODE_PUBLIC, FileGroup.Unit, renderUnit(s, s.driver, node))];
+}
+
+/** The files, with secret-bearing ones rendered both ways: with `secrets` (content) and without (for the hash). */
+function renderFiles(s: ResolvedHostSettings, secrets: HostSecrets | undefined, node: NodeIdentity | undefined): RenderedFile[] {
+    const files: RenderedFile[] = [...settingsFiles(s), ...unitFiles(s, node)];
+    const withSecrets = renderSecretsConfig(s, secrets);
+    if (withSecrets !== undefined)
+        files.push({
+            path: FALCO_SECRETS_CONFIG,
+            mode: MODE_SECRET,
+            group: FileGroup.Falco,
+            content: withSecrets,
+            secret: true,
+            // Without secrets: the plain URL or a placeholder, never a secret value, so `hash` cannot reveal one.
+            hashContent: renderSecretsConfig(s, undefined) ?? "",
+        });
 
     files.sort((a, b) => (a.path !== b.path ? (a.path < b.path ? -1 : 1) : a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
     for (let i = 1; i < files.length; i++)
@@ -220,30 +247,43 @@ function renderFiles(s: ResolvedHostSettings, secrets: HostSecrets | undefined):
     return files;
 }
 
-/** The gzip'd tar the script unpacks: params, manifest.tsv and the file contents. */
-function payload(files: { path: string; mode: FileMode; group: FileGroup; content: string }[], params: Record<string, string>): Buffer {
-    const entries: TarEntry[] = [];
+/** The parameter that differs between hosts sharing settings (with the unit: the bundle hash covers the hostname). */
+const OWN_PARAMS = new Set(["bundle_hash"]);
+
+/**
+ * The gzip'd tar the script unpacks: params, manifest.tsv and the file contents. What differs between hosts that
+ * share settings (our unit with its FALCO_HOSTNAME, the bundle hash) and any secret-bearing file go in a second gzip
+ * member, so the rest is compressed once for the fleet (tar.ts `deterministicTarGzSplit`); the archive is the same.
+ */
+function payload(
+    files: { path: string; mode: FileMode; group: FileGroup; content: string; secret: boolean }[],
+    params: Record<string, string>,
+): Buffer {
+    const shared: TarEntry[] = [];
+    const own: TarEntry[] = [];
     const manifest: string[] = [];
     files.forEach((f, i) => {
         const name = `files/${String(i).padStart(3, "0")}`;
-        entries.push({ name, content: f.content });
+        const perHost = f.secret || f.group === FileGroup.Unit || f.group === FileGroup.UnitModernEbpf || f.group === FileGroup.UnitKmod;
+        (perHost ? own : shared).push({ name, content: f.content });
         manifest.push(`${f.group}\t${f.mode}\t${f.path}\t${name}\n`);
     });
-    entries.push({ name: "manifest.tsv", content: manifest.join("") });
-    for (const [name, value] of Object.entries(params)) entries.push({ name: `params/${name}`, content: value });
-    return deterministicTarGz(entries);
+    shared.push({ name: "manifest.tsv", content: manifest.join("") });
+    for (const [name, value] of Object.entries(params)) (OWN_PARAMS.has(name) ? own : shared).push({ name: `params/${name}`, content: value });
+    return deterministicTarGzSplit(shared, own);
 }
 
 /**
  * Render everything `s` puts on a host. `secrets` undefined renders placeholders where a secret is needed
- * (`npm run render`): such a bundle is for review, and converge refuses to install it.
+ * (`npm run render`): such a bundle is for review, and converge refuses to install it. `node` is who the host is
+ * (the hostname its Falco reports, components/shared/hostname.ts); FalcoHost and `npm run render` always give it.
  */
-export function renderBundle(s: ResolvedHostSettings, secrets?: HostSecrets): Bundle {
+export function renderBundle(s: ResolvedHostSettings, secrets?: HostSecrets, node?: NodeIdentity): Bundle {
     if (secrets !== undefined) {
         const missing = httpOutputNeedsUrl(s, secrets.httpOutputUrl !== undefined);
         if (missing) throw new HostSettingsError([{ key: "outputs.http.url", message: missing }]);
     }
-    const rendered = renderFiles(s, secrets);
+    const rendered = renderFiles(s, secrets, node);
     const params = bundleParams(s);
 
     const hash = sha256(
@@ -262,14 +302,17 @@ export function renderBundle(s: ResolvedHostSettings, secrets?: HostSecrets): Bu
 
     const scriptParams = { ...params, bundle_hash: hash };
     const files: BundleFile[] = rendered.map(({ hashContent: _, ...f }) => f);
-    const withoutSecrets = rendered.map((f) => ({ ...f, content: f.hashContent }));
+    const installPayload = payload(files, scriptParams);
+    // The uninstall script carries no secret; without secret files that is the install payload itself (one
+    // gzip less per render, which every node of a fleet pays now that each unit carries its own hostname).
+    const uninstallPayload = secretFiles.length ? payload(rendered.map((f) => ({ ...f, content: f.hashContent })), scriptParams) : installPayload;
     return {
         files,
         params,
         hash,
         secretsHash,
-        installScript: assembleScript(payload(files, scriptParams), "converge"),
-        uninstallScript: assembleScript(payload(withoutSecrets, scriptParams), "uninstall"),
+        installScript: assembleScript(installPayload, "converge"),
+        uninstallScript: assembleScript(uninstallPayload, "uninstall"),
         unitName: UNIT_NAME,
     };
 }

@@ -9,6 +9,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import { CONVERGE_MARKER_ENV, CONVERGE_MARKER_VALUE } from "../rules";
+import { falcoHostname, hostnameProblem, NodeIdentity } from "../shared/hostname";
 import { Bundle, renderBundle } from "./bundle";
 import { assertLoginKeepsAccess } from "./hardening";
 import { UNIT_NAME } from "./paths";
@@ -49,6 +50,12 @@ export interface FalcoHostArgs {
     connection: SshConnectionArgs;
     /** Falco, outputs, rules and hardening for this host (see `HostSettings`). Default: our secure defaults. */
     settings?: HostSettings;
+    /**
+     * The hostname this host's Falco reports in every alert and heartbeat (set as `FALCO_HOSTNAME` in the unit;
+     * Falcosidekick's `hostname` label, which the central alert rules match). Default: this resource's name. Set
+     * it when the name is not a hostname, or to keep the name a dashboard already knows; a DNS name either way.
+     */
+    hostname?: string;
     /** Secret values (e.g. an HTTP output URL with a token). Delivered on stdin into a 0600 file, never in a command. */
     secrets?: {
         /** HTTP output URL with a credential in it (Falcosidekick behind auth, a webhook). */
@@ -168,16 +175,22 @@ function connectionArgs(c: SshProxyArgs, what: string): command.types.input.remo
 }
 
 /**
- * Fleets mostly share settings, and rendering (tar + gzip, ~20 ms) is the bulk of a FalcoHost's own cost at
- * preview: renders are memoized per resolved settings. `resolveHostSettingsMemo` hands equal settings the same
+ * Fleets mostly share settings, and rendering (rules, falco.yaml, tar + gzip, ~20 ms) is the bulk of a FalcoHost's
+ * own cost at preview. Each host's unit carries its own hostname, so each host has a bundle of its own; what the
+ * hosts share is rendered once (bundle.ts keeps the settings' files, tar.ts the compressed shared part), so a
+ * host's own render is its unit, a small gzip member and the hash. Renders are memoized per resolved settings and
+ * hostname. `resolveHostSettingsMemo` hands equal settings the same
  * object, so the lookup is by identity first and by content (the settings as JSON) only for a new object.
  * Bundles with secrets are memoized too, per settings and secret value: a fleet-wide HTTP output URL is one
  * render, not one per node. They live only in this process, as the secret itself does.
  */
 interface Renders {
-    /** Rendered without secrets (with a stand-in URL when the host gets the secret one): the plain hash. */
-    plain: Map<boolean, Bundle>;
-    /** Rendered with the host's secrets, by secret value. */
+    /**
+     * Rendered without secrets (with a stand-in URL when the host gets the secret one): the plain hash. By
+     * hostname and whether there is a secret URL (bundle.ts renders what does not depend on the hostname once).
+     */
+    plain: Map<string, Bundle>;
+    /** Rendered with the host's secrets, by hostname and secret value. */
     withSecrets: Map<string, Bundle>;
 }
 const MAX_RENDERS = 32;
@@ -197,25 +210,41 @@ function rendersFor(settings: ResolvedHostSettings): Renders {
     }
     return r;
 }
-function renderPlainBundle(settings: ResolvedHostSettings, withSecretUrl: boolean): Bundle {
+function renderPlainBundle(settings: ResolvedHostSettings, node: NodeIdentity, withSecretUrl: boolean): Bundle {
     const renders = rendersFor(settings);
-    let bundle = renders.plain.get(withSecretUrl);
+    const key = `${node.hostname}\n${withSecretUrl}`;
+    let bundle = renders.plain.get(key);
     if (!bundle) {
         // A stand-in secret: the plain hash never depends on secret values, only on where they go.
-        bundle = renderBundle(settings, withSecretUrl ? { httpOutputUrl: "https://placeholder.invalid/" } : undefined);
-        renders.plain.set(withSecretUrl, bundle);
+        bundle = renderBundle(settings, withSecretUrl ? { httpOutputUrl: "https://placeholder.invalid/" } : undefined, node);
+        if (renders.plain.size >= MAX_RENDERS) renders.plain.clear();
+        renders.plain.set(key, bundle);
     }
     return bundle;
 }
-function renderSecretBundle(settings: ResolvedHostSettings, httpOutputUrl: string): Bundle {
+function renderSecretBundle(settings: ResolvedHostSettings, node: NodeIdentity, httpOutputUrl: string): Bundle {
     const renders = rendersFor(settings);
-    let bundle = renders.withSecrets.get(httpOutputUrl);
+    const key = `${node.hostname}\n${httpOutputUrl}`;
+    let bundle = renders.withSecrets.get(key);
     if (!bundle) {
-        bundle = renderBundle(settings, { httpOutputUrl });
+        bundle = renderBundle(settings, { httpOutputUrl }, node);
         if (renders.withSecrets.size >= MAX_RENDERS) renders.withSecrets.clear();
-        renders.withSecrets.set(httpOutputUrl, bundle);
+        renders.withSecrets.set(key, bundle);
     }
     return bundle;
+}
+
+/** Who the host is (the hostname its Falco reports); a name that cannot be one fails before anything is declared. */
+export function nodeIdentity(name: string, hostname: string | undefined): NodeIdentity {
+    const reported = falcoHostname(name, hostname);
+    const problem = hostnameProblem(reported);
+    if (problem)
+        throw new Error(
+            hostname === undefined
+                ? `invalid hostname (FalcoHost ${name}): it defaults to the resource name, and ${problem}; set hostname to the name this host's Falco should report`
+                : `invalid hostname (FalcoHost ${name}): ${problem}`,
+        );
+    return { hostname: reported };
 }
 
 /** Refuse ssh-rsa pins known now (a plain string), before anything is declared. */
@@ -240,8 +269,9 @@ export class FalcoHost extends pulumi.ComponentResource {
     public readonly converge: command.remote.Command;
 
     constructor(name: string, args: FalcoHostArgs, opts?: pulumi.ComponentResourceOptions) {
-        // An ssh-rsa pin fails before anything, this component included, is registered.
+        // An ssh-rsa pin or a name Falco cannot report fails before anything, this component included, is registered.
         checkHostKeys(args.connection);
+        const node = nodeIdentity(name, args.hostname);
         super("falco-nodes:index:FalcoHost", name, {}, opts);
 
         // Bad settings fail here, at preview, naming the key: before any resource is declared.
@@ -251,11 +281,11 @@ export class FalcoHost extends pulumi.ComponentResource {
         if (missingUrl) throw new HostSettingsError([{ key: "outputs.http", message: missingUrl }]);
         assertLoginKeepsAccess(settings, args.connection.user);
         // Render without secrets: the plain hash (known at preview), and the script itself when there is no secret.
-        const plain = renderPlainBundle(settings, hasSecretUrl);
+        const plain = renderPlainBundle(settings, node, hasSecretUrl);
         const installScript = hasSecretUrl
             ? pulumi
                   .secret(pulumi.output(args.secrets!.httpOutputUrl!))
-                  .apply((httpOutputUrl) => renderSecretBundle(settings, httpOutputUrl))
+                  .apply((httpOutputUrl) => renderSecretBundle(settings, node, httpOutputUrl))
             : pulumi.output(plain);
 
         const warnNoHostKey = (c: SshProxyArgs, what: string) => {

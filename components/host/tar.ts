@@ -7,6 +7,7 @@
  * GNU tar and tar-stream). Deterministic: entries sorted by name, mtime 0, uid/gid 0 `root`, fixed modes,
  * gzip header with mtime 0 and a fixed OS byte, so the same input gives the same bytes on any machine.
  */
+import { createHash } from "crypto";
 import * as zlib from "zlib";
 
 export interface TarEntry {
@@ -44,9 +45,8 @@ function header(name: string, size: number): Buffer {
     return h;
 }
 
-/** The uncompressed tar. */
-export function deterministicTar(entries: TarEntry[]): Buffer {
-    const names = new Set<string>();
+/** Entries as tar blocks, sorted by name, without the end-of-archive marker. */
+function tarBlocks(entries: TarEntry[], names = new Set<string>()): Buffer {
     const parts: Buffer[] = [];
     for (const entry of [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
         if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(entry.name) || entry.name.split("/").includes("..") ||
@@ -59,14 +59,48 @@ export function deterministicTar(entries: TarEntry[]): Buffer {
         const pad = (BLOCK - (content.length % BLOCK)) % BLOCK;
         if (pad) parts.push(Buffer.alloc(pad, 0));
     }
-    parts.push(Buffer.alloc(2 * BLOCK, 0));
     return Buffer.concat(parts);
+}
+
+const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK, 0);
+
+/** The uncompressed tar. */
+export function deterministicTar(entries: TarEntry[]): Buffer {
+    return Buffer.concat([tarBlocks(entries), END_OF_ARCHIVE]);
+}
+
+function gzip(data: Buffer): Buffer {
+    const gz = zlib.gzipSync(data, { level: 6 });
+    // Node writes mtime 0 already; the OS byte depends on the platform zlib was built for: pin it to Unix (3).
+    gz[9] = 3;
+    return gz;
 }
 
 /** The gzip'd tar, byte-identical for the same entries. */
 export function deterministicTarGz(entries: TarEntry[]): Buffer {
-    const gz = zlib.gzipSync(deterministicTar(entries), { level: 6 });
-    // Node writes mtime 0 already; the OS byte depends on the platform zlib was built for: pin it to Unix (3).
-    gz[9] = 3;
-    return gz;
+    return gzip(deterministicTar(entries));
+}
+
+/** Compressed `shared` parts by content: most hosts of a fleet share all but a few small files. */
+const MAX_SHARED = 32;
+const sharedMembers = new Map<string, Buffer>();
+
+/**
+ * One tar archive of `shared` and `own` entries, as two gzip members: the `shared` entries (compressed once per
+ * content and kept), then the `own` ones with the end-of-archive marker. A gzip file is a series of members that
+ * decompress to their concatenation (RFC 1952, 2.2), which is how gzip(1), and so `tar -xz`, and zlib's gunzip
+ * read it: one archive with every entry. Byte-identical for the same entries in the same split.
+ */
+export function deterministicTarGzSplit(shared: TarEntry[], own: TarEntry[]): Buffer {
+    const names = new Set<string>();
+    const sharedTar = tarBlocks(shared, names);
+    const ownTar = tarBlocks(own, names);
+    const key = createHash("sha256").update(sharedTar).digest("hex");
+    let member = sharedMembers.get(key);
+    if (!member) {
+        member = gzip(sharedTar);
+        if (sharedMembers.size >= MAX_SHARED) sharedMembers.clear();
+        sharedMembers.set(key, member);
+    }
+    return Buffer.concat([member, gzip(Buffer.concat([ownTar, END_OF_ARCHIVE]))]);
 }

@@ -15,9 +15,11 @@
  */
 import * as path from "path";
 import { canaryPath } from "../rules";
+import { hostnameProblem, NodeIdentity } from "../shared/hostname";
 import { commentLines } from "./comments";
 import { FALCO_MAIN_CONFIG, UNIT_DROPIN_DIR, UNIT_NAME, UNIT_PATH } from "./paths";
 import { ResolvedHostSettings } from "./settings";
+import { environmentAssignment } from "./systemdQuote";
 
 /** A driver a unit can be rendered for (`auto` is resolved on the host by choosing one of the two units). */
 export type UnitDriver = "modern_ebpf" | "kmod";
@@ -129,8 +131,34 @@ function unitSection(driver: UnitDriver): UnitSection {
 
 // --- [Service] ---------------------------------------------------------------------------------------------
 
+/** The variable Falco reads for the hostname it reports (components/shared/hostname.ts cites where). */
+export const FALCO_HOSTNAME_ENV = "FALCO_HOSTNAME";
+
+/**
+ * `Environment="FALCO_HOSTNAME=<name>"`: Falco reports the node's declared name (or its explicit `hostname`) in
+ * every alert and heartbeat, which is what the central alert rules expect (components/alerting/rules.ts); none
+ * without a node identity (Falco then reports the kernel hostname).
+ */
+function hostnameEnvironment(node: NodeIdentity | undefined): UnitDirective[] {
+    if (!node) return [];
+    // Callers validate with their own keys first; this is the last line before the host gets it.
+    const problem = hostnameProblem(node.hostname);
+    if (problem) throw new Error(`hostname: ${problem}`);
+    return [
+        {
+            key: "Environment",
+            value: environmentAssignment(FALCO_HOSTNAME_ENV, node.hostname),
+            why:
+                "The hostname Falco puts in every output (falcosecurity/falco userspace/falco/app/actions/" +
+                "init_outputs.cpp reads FALCO_HOSTNAME before the kernel hostname): the node's name in the stack, " +
+                "known before the machine exists, so the central alert rules can expect it (an EC2 node's kernel " +
+                "hostname is ip-10-...). Changing the machine's hostname changes nothing Falco reports.",
+        },
+    ];
+}
+
 /** Directives both units share: process lifecycle. */
-function lifecycle(s: ResolvedHostSettings, driver: UnitDriver): UnitDirective[] {
+function lifecycle(s: ResolvedHostSettings, driver: UnitDriver, node: NodeIdentity | undefined): UnitDirective[] {
     return [
         {
             key: "Type",
@@ -146,6 +174,7 @@ function lifecycle(s: ResolvedHostSettings, driver: UnitDriver): UnitDirective[]
                 "The driver is chosen here rather than in falco.yaml, so `driver: auto` is resolved on the host by " +
                 "installing one of two rendered units, with the same falco.yaml.",
         },
+        ...hostnameEnvironment(node),
         {
             key: "Restart",
             value: "always",
@@ -378,12 +407,12 @@ const SHARED_NOT_SET: UnitOmission[] = [
     },
 ];
 
-function modernEbpfService(s: ResolvedHostSettings): UnitSection {
+function modernEbpfService(s: ResolvedHostSettings, node: NodeIdentity | undefined): UnitSection {
     const sandbox = sharedSandbox();
     return {
         name: "Service",
         directives: [
-            ...lifecycle(s, "modern_ebpf"),
+            ...lifecycle(s, "modern_ebpf", node),
             {
                 key: "CapabilityBoundingSet",
                 value: MODERN_EBPF_CAPABILITIES.join(" "),
@@ -461,7 +490,7 @@ function modernEbpfService(s: ResolvedHostSettings): UnitSection {
     };
 }
 
-function kmodService(s: ResolvedHostSettings): UnitSection {
+function kmodService(s: ResolvedHostSettings, node: NodeIdentity | undefined): UnitSection {
     const sandbox = sharedSandbox();
     return {
         name: "Service",
@@ -482,7 +511,7 @@ function kmodService(s: ResolvedHostSettings): UnitSection {
                     "upgrade loads the newly built module. `-`: an unload that fails (module busy or gone) must not " +
                     "fail the stop.",
             },
-            ...lifecycle(s, "kmod"),
+            ...lifecycle(s, "kmod", node),
             {
                 key: "CapabilityBoundingSet",
                 value: "~" + KMOD_DENIED_CAPABILITIES.join(" "),
@@ -573,9 +602,12 @@ function installSection(): UnitSection {
     };
 }
 
-/** The unit as data: sections, directives and deliberate omissions, each with its reason. */
-export function unitSections(s: ResolvedHostSettings, driver: UnitDriver): UnitSection[] {
-    const service = driver === "modern_ebpf" ? modernEbpfService(s) : kmodService(s);
+/**
+ * The unit as data: sections, directives and deliberate omissions, each with its reason. `node` sets the
+ * hostname Falco reports (`FALCO_HOSTNAME`); FalcoHost always gives it.
+ */
+export function unitSections(s: ResolvedHostSettings, driver: UnitDriver, node?: NodeIdentity): UnitSection[] {
+    const service = driver === "modern_ebpf" ? modernEbpfService(s, node) : kmodService(s, node);
     return [unitSection(driver), service, installSection()];
 }
 
@@ -596,9 +628,9 @@ function renderSections(header: string[], sections: readonly UnitSection[]): str
 
 /**
  * `/etc/systemd/system/falco-nodes.service` for `driver`: Falco under the hardened sandbox, every directive
- * commented with why Falco needs or tolerates it.
+ * commented with why Falco needs or tolerates it; with `node`, Falco reports `node.hostname`.
  */
-export function renderUnit(s: ResolvedHostSettings, driver: UnitDriver): string {
+export function renderUnit(s: ResolvedHostSettings, driver: UnitDriver, node?: NodeIdentity): string {
     const header = [
         `# ${UNIT_PATH}: Falco with the ${driver} driver, sandboxed.`,
         "# Managed by falco-nodes: converge overwrites this file. Put local changes in a drop-in,",
@@ -613,7 +645,7 @@ export function renderUnit(s: ResolvedHostSettings, driver: UnitDriver): string 
               ]
             : []),
     ];
-    return renderSections(header, unitSections(s, driver));
+    return renderSections(header, unitSections(s, driver, node));
 }
 
 /**

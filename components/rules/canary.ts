@@ -26,7 +26,10 @@ type CanaryInputs = RuleSetInputs;
  * among them). Only those: a change elsewhere (sshd, sysctl) must not rewrite the rules and restart Falco.
  */
 export function canaryToken(s: CanaryInputs): string {
-    const inputs = [s.driver, s.install.binaryPath, s.rules, s.k8sAudit, s.outputs.minimumPriority];
+    // The artifacts' digests (k8sAudit.pluginDigests, when the settings carry them) decide which bytes falcoctl
+    // fetches, not what a rule file of ours says: left out, so pinning a digest does not change the token.
+    const { pluginDigests: _digests, ...k8sAudit } = s.k8sAudit as CanaryInputs["k8sAudit"] & { pluginDigests?: unknown };
+    const inputs = [s.driver, s.install.binaryPath, s.rules, k8sAudit, s.outputs.minimumPriority];
     return createHash("sha256").update(JSON.stringify(inputs)).digest("hex").slice(0, 16);
 }
 

@@ -4,8 +4,8 @@
  * kernel module or a BPF program) that could blind it.
  *
  * Every path comes from paths.ts (or the validated `install.binaryPath`), so the rules watch exactly what the
- * renderers and the converge script write. No `container.*` field is used: the set needs no plugin and loads
- * with or without the package's default rules.
+ * renderers and the converge script write. The `container.*` fields come from the container plugin falco.yaml
+ * always loads (falcoConfig.ts); the set loads with or without the package's default rules.
  *
  * Reviewed against what an attacker with root tries first (docs/threat-model.md has the full table): stop,
  * disable or mask the unit (systemctl rule; runtime drop-ins and masks under /run are watched paths too), kill
@@ -17,8 +17,10 @@
  * Known gaps, so nobody over-trusts these rules (docs/threat-model.md has each with its tamper row): SIGKILL and
  * SIGSTOP take effect before Falco can report them; `pidfd_send_signal`, `truncate`, `fchmodat2` and the new mount
  * API (`move_mount`) reach Falco as generic events without their arguments (the pidfd's `pidfd_open` and
- * truncate's command line are matched instead); a root attacker can mimic converge (see `falco_nodes_converge`).
- * The heartbeat (`metrics.output_rule`) and the detection canary going missing centrally are the backstop.
+ * truncate's command line are matched instead); a root attacker can mimic converge (see `falco_nodes_converge`);
+ * the exceptions trust the executables at their paths (a program root writes to kubelet's path gets kubelet's
+ * allowances, systemd's private socket among them). The heartbeat (`metrics.output_rule`) and the detection canary
+ * going missing centrally are the backstop.
  */
 import * as path from "path";
 import {
@@ -75,8 +77,28 @@ export const SYSTEMD_PRIVATE_SOCKET = "/run/systemd/private";
 
 /** The modprobe binary by canonical path: kmod provides it everywhere (Debian /bin/kmod, merged /usr/bin/kmod). */
 const KMOD_EXEPATHS = ["/usr/bin/kmod", "/bin/kmod", "/usr/sbin/modprobe", "/sbin/modprobe"];
-/** Container runtimes that run modprobe on the host when they start (overlay, br_netfilter, ip_tables). */
+/** Container runtimes that run modprobe on the host themselves (dockerd's network drivers, containerd's aufs snapshotter). */
 const RUNTIME_EXEPATHS = ["/usr/bin/containerd", "/usr/local/bin/containerd", "/usr/bin/dockerd", "/usr/sbin/dockerd"];
+/**
+ * The exact arguments those runtimes give modprobe (`proc.args`): moby `libnetwork/drivers/bridge/bridge.go`
+ * (`configure`: `modprobe -va bridge br_netfilter`; older releases `-va bridge nf_nat br_netfilter`),
+ * `libnetwork/ns/init_linux.go` (`loadNfConntrackModules`: `-va nf_conntrack`, `-va nf_conntrack_netlink`),
+ * `libnetwork/ipvs/netlink.go` (`setup`: `-va ip_vs`), the overlay2/xfs storage checks (`modprobe overlay`,
+ * `modprobe xfs`) and the aufs driver (moby 20.10 as Debian 12 ships it, docker.io 20.10.24, and containerd 1.6.20:
+ * their binaries carry each of these modprobe messages).
+ * Only these: a program placed at a runtime's path loads nothing else quietly. Append in a custom rules file.
+ */
+const RUNTIME_MODPROBE_ARGS = [
+    "-va bridge br_netfilter", "-va bridge nf_nat br_netfilter", "-va nf_nat", "-va nf_conntrack", "-va nf_conntrack_netlink",
+    "-va ip_vs", "overlay", "xfs", "aufs",
+];
+/**
+ * Modules container-runtime units load with an `ExecStartPre=` that systemd runs: Debian's (and upstream's)
+ * containerd.service has `ExecStartPre=-/sbin/modprobe overlay` (containerd/containerd `containerd.service`);
+ * k3s's units add `br_netfilter`. Anyone can have systemd run that (`systemd-run modprobe overlay`), but it loads
+ * only these modules, which every container host loads anyway.
+ */
+const UNIT_MODPROBE_ARGS = ["overlay", "br_netfilter"];
 /** OCI runtimes that load a cgroup-v2 device-filter BPF program for every container they create. */
 const OCI_RUNTIME_EXEPATHS = ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc", "/usr/bin/crun", "/usr/local/bin/crun"];
 /** The processes that run those runtimes on a Kubernetes or container host (containerd's shim, CRI-O's and podman's conmon). */
@@ -151,6 +173,15 @@ export const SELF_PROTECTION_MACROS = {
 export const SELF_PROTECTION_LISTS = {
     /** Executables allowed to load BPF programs and write BPF maps on the host. Append your own (e.g. an eBPF-based agent) in a custom file. */
     knownBpfLoaders: "falco_nodes_known_bpf_loaders",
+    /**
+     * Container images whose own agent loads BPF programs and writes BPF maps on every node (an eBPF CNI: Cilium).
+     * Only the executable of `knownBpfLoaderContainerExepaths`, from the image itself (not its writable layer), is
+     * excepted. Append your CNI's image (`container.image.repository`) and agent path in a custom file.
+     */
+    knownBpfLoaderImages: "falco_nodes_known_bpf_loader_images",
+    knownBpfLoaderContainerExepaths: "falco_nodes_known_bpf_loader_container_exepaths",
+    /** The exact arguments (proc.args) container runtimes give modprobe; append in a custom file. */
+    runtimeModprobeArgs: "falco_nodes_runtime_modprobe_args",
     /** Falco's own files: configuration, unit (every search path), state, binary, plugins, falcoctl. */
     protectedPaths: "falco_nodes_protected_paths",
     /** Manager-wide systemd configuration that reaches our unit too. */
@@ -284,11 +315,20 @@ export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
             values: [[host, KMOD_EXEPATHS, "kworker/", "2"]],
         },
         {
-            // containerd and dockerd run modprobe when they start (overlay, br_netfilter, ip_tables): by path, on the host.
+            // dockerd and containerd running modprobe themselves: on the host, by the runtime's path as parent, and
+            // only with the arguments those runtimes give it (a binary planted at a runtime's path loads nothing else).
             name: "container_runtime_modprobe",
-            fields: ["container.id", "proc.exepath", "proc.pexepath"],
-            comps: ["=", "in", "in"],
-            values: [[host, KMOD_EXEPATHS, RUNTIME_EXEPATHS]],
+            fields: ["container.id", "proc.exepath", "proc.pexepath", "proc.args"],
+            comps: ["=", "in", "in", "in"],
+            values: [[host, KMOD_EXEPATHS, RUNTIME_EXEPATHS, [L.runtimeModprobeArgs]]],
+        },
+        {
+            // A runtime's unit loading its module before it starts (containerd.service `ExecStartPre=-/sbin/modprobe
+            // overlay`): systemd itself is the parent; only those module names.
+            name: "runtime_unit_modprobe",
+            fields: ["container.id", "proc.exepath", "proc.pexepath", "proc.args"],
+            comps: ["=", "in", "in", "in"],
+            values: [[host, KMOD_EXEPATHS, SYSTEMD_EXEPATHS, UNIT_MODPROBE_ARGS]],
         },
         {
             // /etc/modules-load.d at boot, started by systemd itself.
@@ -307,13 +347,27 @@ export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
             values: [[host, "modprobe", "falco"]],
         });
 
-    const bpfLoaderException: FalcoException = {
-        // The list's programs, on the host only: inside a container any path can be faked.
-        name: "known_bpf_loaders_on_host",
-        fields: ["container.id", "proc.exepath"],
-        comps: ["=", "in"],
-        values: [[host, [L.knownBpfLoaders]]],
-    };
+    const bpfLoaderExceptions: FalcoException[] = [
+        {
+            // The list's programs, on the host only: inside a container any path can be faked.
+            name: "known_bpf_loaders_on_host",
+            fields: ["container.id", "proc.exepath"],
+            comps: ["=", "in"],
+            values: [[host, [L.knownBpfLoaders]]],
+        },
+        {
+            // An eBPF CNI's agent in its own pod (Cilium's cilium-agent loads and updates its programs and maps all
+            // the time). In a container the path alone proves nothing (its root filesystem is writable), so: that
+            // image, that path, and an executable from the image's own layers (proc.is_exe_upper_layer = false: not
+            // written or replaced in the container). Another command run in that image (`kubectl exec ... -- bpftool`)
+            // is not the agent's path and is reported. When the runtime's answer is late (the plugin has no image
+            // for a new container yet) the first events of a starting agent are reported: noise, not a bypass.
+            name: "known_bpf_loader_images",
+            fields: ["container.image.repository", "proc.exepath", "proc.is_exe_upper_layer"],
+            comps: ["in", "in", "="],
+            values: [[[L.knownBpfLoaderImages], [L.knownBpfLoaderContainerExepaths], "false"]],
+        },
+    ];
 
     return [
         // The container plugin (always loaded by falco-nodes' falco.yaml) sets container.id to "host" for
@@ -337,6 +391,11 @@ export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
             // Falco itself (modern_ebpf) and systemd, which attaches BPF to cgroups for DeviceAllow=, IPAddressDeny= and the like.
             items: [s.install.binaryPath, ...SYSTEMD_EXEPATHS],
         },
+        // Cilium's agent image (cilium/cilium install/kubernetes/cilium/values.yaml `image.repository`) and the
+        // agent's path in it (images/cilium/Dockerfile installs /usr/bin/cilium-agent).
+        { list: L.knownBpfLoaderImages, items: ["quay.io/cilium/cilium"] },
+        { list: L.knownBpfLoaderContainerExepaths, items: ["/usr/bin/cilium-agent"] },
+        { list: L.runtimeModprobeArgs, items: RUNTIME_MODPROBE_ARGS },
         {
             rule: SELF_PROTECTION_RULES.unitImpaired,
             desc:
@@ -505,7 +564,10 @@ export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
             desc:
                 "A kernel module was loaded (or an attempt failed) while Falco runs, on the host or from a container. " +
                 "Kernel code can blind Falco or hide activity from it. Excepted, on the host only: udev hot-plug " +
-                "loads, the kernel's own module autoload, containerd/dockerd at start, systemd-modules-load, converge.",
+                "loads, the kernel's own module autoload, containerd/dockerd with the modprobe arguments they use " +
+                `(${L.runtimeModprobeArgs}), a runtime unit's ExecStartPre modprobe of overlay or br_netfilter, ` +
+                "systemd-modules-load, converge. From a container nothing is excepted (its modprobe reads modules from " +
+                "its own filesystem): preload what kube-proxy's IPVS mode loads with /etc/modules-load.d.",
             condition: `evt.type in (init_module, finit_module)\nand ${notConverge}`,
             output:
                 "Kernel module load on a Falco node | module_fd=%evt.arg.fd module_args=%evt.arg.uargs res=%evt.res " +
@@ -517,10 +579,11 @@ export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
         {
             rule: SELF_PROTECTION_RULES.bpfLoad,
             desc:
-                `A BPF program was loaded by a process not in ${L.knownBpfLoaders} (on the host), or from a container. ` +
-                "BPF programs can tamper with what Falco sees. runc and crun loading their cgroup device filter for " +
-                "the containers they create are excepted (by path and parent, on the host). Append legitimate " +
-                "loaders (an eBPF CNI, bpftrace) to that list in a custom rule file.",
+                `A BPF program was loaded by a process not in ${L.knownBpfLoaders} (on the host), or from a container ` +
+                `other than an eBPF CNI's agent (${L.knownBpfLoaderImages}: Cilium by default). BPF programs can tamper ` +
+                "with what Falco sees. runc and crun loading their cgroup device filter for the containers they " +
+                "create are excepted (by path and parent, on the host). Append legitimate loaders (bpftrace, another " +
+                "CNI) to those lists in a custom rule file.",
             condition: [
                 "evt.type = bpf",
                 `and evt.arg.cmd contains ${falcoString("BPF_PROG_LOAD")}`,
@@ -530,7 +593,7 @@ export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
             priority: "WARNING",
             tags: [...TAGS, "process", "mitre_defense_evasion", "T1014"],
             exceptions: [
-                bpfLoaderException,
+                ...bpfLoaderExceptions,
                 {
                     // runc/crun's cgroup-v2 device filter (libcontainer/cgroups/devices/ebpf), one per container start.
                     name: "oci_runtime_device_filter",
@@ -544,8 +607,8 @@ export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
             rule: SELF_PROTECTION_RULES.bpfMap,
             desc:
                 `A BPF map was written or emptied by a process not in ${L.knownBpfLoaders} (on the host), or from a ` +
-                "container. Falco's own maps steer what its probe reports (falco#2915); the event carries the command, " +
-                "not the map, so every such write is reported.",
+                `container other than an eBPF CNI's agent (${L.knownBpfLoaderImages}). Falco's own maps steer what ` +
+                "its probe reports (falco#2915); the event carries the command, not the map, so every such write is reported.",
             condition: [
                 "evt.type = bpf",
                 `and ${anyOf("evt.arg.cmd", "contains", ["BPF_MAP_UPDATE_ELEM", "BPF_MAP_DELETE_ELEM", "BPF_MAP_UPDATE_BATCH", "BPF_MAP_DELETE_BATCH", "BPF_MAP_LOOKUP_AND_DELETE"])}`,
@@ -554,7 +617,7 @@ export function selfProtectionRuleItems(s: RuleSetInputs): FalcoRuleItem[] {
             output: `BPF map written by an unexpected process | cmd=%evt.arg.cmd res=%evt.res evt_type=%evt.type ${WHO_FIELDS}`,
             priority: "WARNING",
             tags: [...TAGS, "process", "mitre_defense_evasion", "T1014"],
-            exceptions: [bpfLoaderException],
+            exceptions: bpfLoaderExceptions,
         },
     ];
 }

@@ -73,24 +73,42 @@ describe("program: the cluster stack applies the rules of its node list", functi
     const nodesOf = (spec: { groups: { rules: { labels: Record<string, string> }[] }[] }) =>
         [...new Set(spec.groups.flatMap((g) => g.rules.map((r) => r.labels.node)).filter(Boolean))].sort();
 
-    it("with alerting.prometheusRule.enabled, one PrometheusRule expecting every node; a removed node is not expected", async () => {
-        const enable = (c: Record<string, string>) => {
-            c["falco-nodes:alerting"] = JSON.stringify({ prometheusRule: { enabled: true } });
-        };
-        const all = await prometheusRules(enable);
+    const hostnamesOf = (spec: { groups: { rules: { labels: Record<string, string> }[] }[] }) =>
+        Object.fromEntries(spec.groups.flatMap((g) => g.rules.filter((r) => r.labels.node).map((r) => [r.labels.node, r.labels.hostname])));
+
+    it("the prod stack file applies one PrometheusRule expecting every node under the hostname its unit sets", async () => {
+        const all = await prometheusRules(() => undefined);
         assert.equal(all.length, 1);
         const declared = JSON.parse(cliConfigForStackFile(prod).config["falco-nodes:nodes"]) as { name: string }[];
         assert.deepEqual(nodesOf(all[0].inputs.spec), declared.map((n) => n.name).sort());
+        // No hostname set in the stack file: each node's Falco reports its name (FALCO_HOSTNAME in its unit).
+        assert.deepEqual(hostnamesOf(all[0].inputs.spec), Object.fromEntries(declared.map((n) => [n.name, n.name])));
         assert.ok(JSON.stringify(all[0].inputs.spec).includes('job=\\"falco-falcosidekick\\"'), "the cluster's Falcosidekick Service is the job");
-
-        const fewer = await prometheusRules((c) => {
-            enable(c);
-            c["falco-nodes:nodes"] = JSON.stringify(declared.slice(0, 1));
-        });
-        assert.deepEqual(nodesOf(fewer[0].inputs.spec), [declared[0].name]);
+        assert.equal(all[0].inputs.metadata.labels.release, "kube-prometheus-stack", "what the stack file's ruleSelector label says");
     });
 
-    it("by default applies none", async () => {
-        assert.equal((await prometheusRules(() => undefined)).length, 0);
+    it("adding or removing a node changes the rules in the same run as its FalcoHost", async () => {
+        const declared = JSON.parse(cliConfigForStackFile(prod).config["falco-nodes:nodes"]) as Record<string, unknown>[];
+        const run = async (nodes: Record<string, unknown>[]) => {
+            const c = cliConfigForStackFile(prod);
+            c.config["falco-nodes:nodes"] = JSON.stringify(nodes);
+            const r = await runProgram(c);
+            return { rules: r.ofType(PROMETHEUS_RULE), hosts: r.ofType("falco-nodes:index:FalcoHost").map((h) => h.name).sort() };
+        };
+        const more = await run([...declared, { name: "prod-c", kind: "aws", hostname: "prod-c.eu-west-1.internal" }]);
+        assert.deepEqual(more.hosts, [...declared.map((n) => n.name as string), "prod-c"].sort());
+        assert.deepEqual(nodesOf(more.rules[0].inputs.spec), more.hosts);
+        assert.equal(hostnamesOf(more.rules[0].inputs.spec)["prod-c"], "prod-c.eu-west-1.internal");
+
+        const fewer = await run(declared.slice(0, 1));
+        assert.deepEqual(fewer.hosts, [declared[0].name]);
+        assert.deepEqual(nodesOf(fewer.rules[0].inputs.spec), [declared[0].name]);
+    });
+
+    it("with alerting.prometheusRule.enabled false, applies none (a cluster without the Prometheus operator)", async () => {
+        const off = await prometheusRules((c) => {
+            c["falco-nodes:alerting"] = JSON.stringify({ prometheusRule: { enabled: false } });
+        });
+        assert.equal(off.length, 0);
     });
 });

@@ -40,8 +40,10 @@ function promtool(args: string[], cwd: string): { status: number | null; out: st
 }
 
 /** The rules of a stack of existing nodes, parsed and rendered as the program and `npm run render` do. */
-function stackRules(nodeNames: string[], alerting: Record<string, unknown> = {}, falco: Record<string, unknown> = {}): RuleGroups {
-    const a = parseStack({ "falco-nodes:nodes": nodeNames.map((n) => existingNode(n)), "falco-nodes:alerting": alerting, "falco-nodes:falco": falco }).alerting;
+/** Rules for a stack of existing nodes, by name, or as `{ name, hostname }` for a node with its own hostname. */
+function stackRules(nodes: (string | { name: string; hostname: string })[], alerting: Record<string, unknown> = {}, falco: Record<string, unknown> = {}): RuleGroups {
+    const declared = nodes.map((n) => (typeof n === "string" ? existingNode(n) : { ...existingNode(n.name), hostname: n.hostname }));
+    const a = parseStack({ "falco-nodes:nodes": declared, "falco-nodes:alerting": alerting, "falco-nodes:falco": falco }).alerting;
     return renderAlertRules({ stack: STACK, nodes: a.nodes, settings: a.settings, sidekickJob: a.sidekickJob });
 }
 
@@ -220,16 +222,18 @@ describe("alert rules: promtool", function () {
             runScenario(rules, seriesOf(streams), [silentAt, HORIZON], () => ({}));
         });
 
-        it("a node whose Falco reports another hostname is unreported until it is mapped", () => {
-            // An AWS node: its Falco reports the EC2 hostname, not the node name.
+        it("a node whose Falco reports another hostname than the one its unit sets is unreported", () => {
+            // E.g. a host still on a unit without FALCO_HOSTNAME (or a drop-in overriding it): the EC2 hostname.
             const aws = healthy("ip-10-0-1-23");
-            const unmapped = stackRules(["edge-1"]);
+            const expected = stackRules(["edge-1"]);
             const W = minutes("15m");
-            runScenario(unmapped, seriesOf(aws), [W - 1, W, HORIZON], (t) => ({
-                [ALERT_NAMES.unreported]: t >= W ? [firing(unmapped, ALERT_NAMES.unreported, "edge-1")] : [],
+            runScenario(expected, seriesOf(aws), [W - 1, W, HORIZON], (t) => ({
+                [ALERT_NAMES.unreported]: t >= W ? [firing(expected, ALERT_NAMES.unreported, "edge-1")] : [],
             }));
-            const mapped = stackRules(["edge-1"], { hostnames: { "edge-1": "ip-10-0-1-23" } });
-            runScenario(mapped, seriesOf(aws), every(5, 0, HORIZON), () => ({}));
+            // Reporting the name its unit sets, it is healthy; and with a hostname of its own, that one is expected.
+            runScenario(expected, seriesOf(healthy("edge-1")), every(5, 0, HORIZON), () => ({}));
+            const own = stackRules([{ name: "edge-1", hostname: "edge-1.eu-west-1.example.net" }]);
+            runScenario(own, seriesOf(healthy("edge-1.eu-west-1.example.net")), every(5, 0, HORIZON), () => ({}));
         });
 
         it("a node's own heartbeat interval sets its silence window", () => {

@@ -8,7 +8,9 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { ALERT_NAMES } from "../../components/alerting";
+import { UNIT_PATH } from "../../components/host/paths";
 import { ALERT_RULES_FILE, main } from "../../scripts/render";
+import { unitLines } from "../support/systemd";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBx";
 
@@ -24,12 +26,15 @@ describe("render CLI: alert rules", () => {
         const err: string[] = [];
         return { io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) }, out, err };
     };
-    function render(nodes: string[], alerting?: Record<string, unknown>) {
+    function render(nodes: (string | { name: string; hostname: string })[], alerting?: Record<string, unknown>) {
         const dir = path.join(tmp, "stacks");
         fs.mkdirSync(dir, { recursive: true });
         const config: Record<string, unknown> = {
             "falco-nodes:ssh": { user: "deploy" },
-            "falco-nodes:nodes": nodes.map((name) => ({ name, kind: "existing", ssh: { host: `${name}.example.net`, hostKey: HOST_KEY } })),
+            "falco-nodes:nodes": nodes.map((n) => {
+                const { name, hostname } = typeof n === "string" ? { name: n, hostname: undefined } : n;
+                return { name, kind: "existing", ssh: { host: `${name}.example.net`, hostKey: HOST_KEY }, ...(hostname ? { hostname } : {}) };
+            }),
         };
         if (alerting) config["falco-nodes:alerting"] = alerting;
         fs.writeFileSync(path.join(dir, "Pulumi.lab.yaml"), YAML.stringify({ config }));
@@ -52,6 +57,21 @@ describe("render CLI: alert rules", () => {
         const second = render(["web-1"]);
         assert.equal(second.code, 0);
         assert.deepEqual(nodesIn(second.file), ["web-1"]);
+    });
+
+    it("expects each node under exactly the hostname its rendered unit makes Falco report", () => {
+        const r = render(["web-1", { name: "edge-1", hostname: "edge-1.eu-west-1.example.net" }]);
+        assert.equal(r.code, 0, r.err.join("\n"));
+        const rules = YAML.parse(fs.readFileSync(r.file, "utf8")).groups.flatMap((g: any) => g.rules).filter((x: any) => x.labels.node);
+        for (const node of ["web-1", "edge-1"]) {
+            const unit = fs.readFileSync(path.join(tmp, "out", node, "files", UNIT_PATH), "utf8");
+            const env = unitLines(unit).filter((l) => l.key === "Environment").map((l) => l.value);
+            assert.equal(env.length, 1, unit);
+            const reported = /^"FALCO_HOSTNAME=(.*)"$/.exec(env[0])![1];
+            const labels = new Set(rules.filter((x: any) => x.labels.node === node).map((x: any) => x.labels.hostname));
+            assert.deepEqual([...labels], [reported], node);
+        }
+        assert.ok(fs.readFileSync(path.join(tmp, "out", "edge-1", "files", UNIT_PATH), "utf8").includes("FALCO_HOSTNAME=edge-1.eu-west-1.example.net"));
     });
 
     it("writes none with alerting off, and removes an earlier file", () => {

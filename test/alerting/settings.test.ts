@@ -1,6 +1,7 @@
 /**
- * `falco-nodes:alerting`: defaults, bad values named by key, the stack-level checks (hostnames of declared nodes
- * only, one hostname per node, no unwatchable node), and what the renderer makes of them.
+ * `falco-nodes:alerting`: defaults, bad values named by key, the stack-level checks (one hostname per node, no
+ * unwatchable node), the hostname each node is expected under (the one its unit sets), and what the renderer
+ * makes of them.
  */
 import * as assert from "assert";
 import {
@@ -71,28 +72,28 @@ describe("alerting settings", () => {
 });
 
 describe("alerting in the stack config", () => {
-    it("expects every declared node under its own name unless mapped", () => {
-        const cfg = parse({
-            "falco-nodes:nodes": [node("web-1"), node("edge-1")],
-            "falco-nodes:alerting": { hostnames: { "edge-1": "ip-10-0-1-23" } },
-        });
+    it("expects every declared node under the hostname its unit sets: its name, or its own hostname", () => {
+        const cfg = parse({ "falco-nodes:nodes": [node("web-1"), { ...node("edge-1"), hostname: "edge-1.eu-west-1.example.net" }] });
         assert.deepStrictEqual(cfg.alerting.nodes, [
             { name: "web-1", hostname: "web-1", heartbeatInterval: "5m" },
-            { name: "edge-1", hostname: "ip-10-0-1-23", heartbeatInterval: "5m" },
+            { name: "edge-1", hostname: "edge-1.eu-west-1.example.net", heartbeatInterval: "5m" },
         ]);
+        assert.deepStrictEqual(cfg.nodes.map((n) => n.hostname), ["web-1", "edge-1.eu-west-1.example.net"]);
         assert.strictEqual(cfg.alerting.sidekickJob, "falcosidekick");
     });
 
     it("reports each problem with its full key and the fix", () => {
         const p = problems({
-            "falco-nodes:nodes": [node("web-1"), node("web-2"), node("quiet", { heartbeat: { enabled: false } })],
-            "falco-nodes:alerting": { hostnames: { "web-2": "web-1", "db-9": "db-9" }, pendingFor: "soon", colour: "red", shade: 1, prometheusRule: { enabled: true } },
+            "falco-nodes:nodes": [node("web-1"), { ...node("web-2"), hostname: "web-1" }, node("quiet", { heartbeat: { enabled: false } }), { ...node("odd"), hostname: "odd host" }, { ...node("num"), hostname: 42 }],
+            "falco-nodes:alerting": { hostnames: { "web-2": "web-1" }, pendingFor: "soon", colour: "red", shade: 1, prometheusRule: { enabled: true } },
         });
         const byKey = Object.fromEntries(p.map((x) => [x.key, x.message]));
         assert.match(byKey["falco-nodes:alerting.pendingFor"], /duration/);
         assert.match(byKey["falco-nodes:alerting.colour, shade"], /unknown key/);
-        assert.match(byKey["falco-nodes:alerting.hostnames.db-9"], /no node is named 'db-9'/);
-        assert.match(byKey["falco-nodes:alerting.hostnames.web-2"], /'web-1' and 'web-2' would both be matched/);
+        assert.match(byKey["falco-nodes:alerting.hostnames"], /is gone: .*FALCO_HOSTNAME.*falco-nodes:nodes\[\]\.hostname/);
+        assert.match(byKey["falco-nodes:nodes[1].hostname"], /nodes 'web-1' and 'web-2' would both report hostname 'web-1'/);
+        assert.match(byKey["falco-nodes:nodes[3].hostname"], /"odd host" is not a hostname/);
+        assert.match(byKey["falco-nodes:nodes[4].hostname"], /must be a string/);
         assert.match(byKey["falco-nodes:alerting"], /'quiet' has falco.heartbeat.enabled: false/);
         assert.match(byKey["falco-nodes:alerting.prometheusRule.enabled"], /cluster.enabled/);
     });
@@ -105,7 +106,7 @@ describe("alerting in the stack config", () => {
 });
 
 describe("alert rules: renderAlertRules", () => {
-    const render = (alerting: Record<string, unknown>, nodes = [node("web-1"), node("web-2", { heartbeat: { interval: "1m" } })]) => {
+    const render = (alerting: Record<string, unknown>, nodes: Record<string, unknown>[] = [node("web-1"), node("web-2", { heartbeat: { interval: "1m" } })]) => {
         const a = parse({ "falco-nodes:nodes": nodes, "falco-nodes:alerting": alerting }).alerting;
         return renderAlertRules({ stack: "prod", nodes: a.nodes, settings: a.settings, sidekickJob: a.sidekickJob });
     };
@@ -134,10 +135,11 @@ describe("alert rules: renderAlertRules", () => {
     });
 
     it("matches the hostname Falco reports, and counts Falcosidekick's own metric", () => {
-        const r = rules(render({ hostnames: { "web-1": "ip-10-0-1-23" } })).filter((x) => x.labels.node === "web-1");
+        const r = rules(render({}, [{ ...node("web-1"), hostname: "web-1.example.net" }])).filter((x) => x.labels.node === "web-1");
+        assert.strictEqual(r.length, 5);
         for (const x of r) {
-            assert.ok(x.expr.includes(`${FALCO_EVENTS_METRIC}{job="falcosidekick",hostname="ip-10-0-1-23",rule=`), x.expr);
-            assert.strictEqual(x.labels.hostname, "ip-10-0-1-23");
+            assert.ok(x.expr.includes(`${FALCO_EVENTS_METRIC}{job="falcosidekick",hostname="web-1.example.net",rule=`), x.expr);
+            assert.strictEqual(x.labels.hostname, "web-1.example.net");
         }
     });
 

@@ -6,8 +6,11 @@ import { AwsFalcoNode, AwsFalcoNodeArgs, nodeHostSettings } from "../../componen
 import type { PolicyResource } from "@pulumi/policy";
 import { checkEbsEncrypted, checkFalcoNodesHaveFalcoHost, checkImdsResource, checkNoWorldOpenSsh, checkPublicIp } from "../../components/aws/policies";
 import { AWS_FALCO_NODE_TYPE } from "../../components/aws/tags";
+import { UNIT_PATH } from "../../components/host/paths";
 import { destroy, initialState, Step } from "../support/engine";
 import { fakeKeyPair } from "../support/fakeSecrets";
+import { decodePayload } from "../support/payload";
+import { unitLines } from "../support/systemd";
 import {
     FAKE_AMI_ID,
     FAKE_PRIVATE_IP,
@@ -288,6 +291,26 @@ describe("AwsFalcoNode", () => {
         it("extra security groups are attached beside the node's own", async () => {
             await build("extra", { securityGroupIds: ["sg-shared"] });
             assert.deepStrictEqual(instanceInputs().vpcSecurityGroupIds, ["extra-sg-id", "sg-shared"]);
+        });
+    });
+
+    describe("the hostname its Falco reports", () => {
+        const env = async () =>
+            unitLines((await decodePayload(unwrapSecrets(mocks.one(T.command).inputs).stdin as string)).content(UNIT_PATH)!)
+                .filter((l) => l.key === "Environment")
+                .map((l) => l.value);
+
+        it("is the node's name, not the EC2 hostname (ip-10-...) nobody knows before launch", async () => {
+            await build("edge-1");
+            assert.deepStrictEqual(await env(), ['"FALCO_HOSTNAME=edge-1"']);
+        });
+
+        it("or the hostname it is given; one that cannot be refuses before the instance is declared", async () => {
+            await build("edge-2", { hostname: "edge-2.prod.example.net" });
+            assert.deepStrictEqual(await env(), ['"FALCO_HOSTNAME=edge-2.prod.example.net"']);
+            const before = mocks.resources.length;
+            assert.throws(() => new AwsFalcoNode("edge-3", { ...BASE, hostname: "edge 3" }), /invalid hostname \(FalcoHost edge-3\): "edge 3" is not a hostname/);
+            assert.strictEqual(mocks.resources.length, before, "nothing registered");
         });
     });
 

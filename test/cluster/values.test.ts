@@ -97,6 +97,12 @@ describe("cluster chart values", () => {
         assert.equal(v.driver.kind, "modern_ebpf");
         assert.equal(v.driver.modernEbpf.leastPrivileged, false);
         assert.equal(v.tty, true);
+        // Each pod's Falco reports its Kubernetes node name, nothing of ours (the hosts report their stack names).
+        assert.equal(v.falcoHostnameEnv, true);
+        assert.equal((falcoChartReference() as Record<string, any>).falcoHostnameEnv, true, "the chart's own default, pinned");
+        assert.ok(!JSON.stringify(v.extra ?? {}).includes("FALCO_HOSTNAME"));
+        assert.equal(v.metrics, undefined, "no heartbeat from the chart's Falco (chart default metrics.enabled false): the alert rules expect the hosts only");
+        assert.equal(v.falco.metrics, undefined);
         assert.equal(v.podPriorityClassName, plan.settings.priorityClass.name);
         assert.equal(v.priorityClassName, undefined);
         assert.deepEqual(v.resources, { requests: { cpu: "100m", memory: "512Mi" }, limits: { cpu: "1000m", memory: "1024Mi" } });

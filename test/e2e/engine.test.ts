@@ -75,9 +75,11 @@ describe(`e2e: FalcoHost under the engine's update, replace, rename and destroy 
         if (r.code !== 0) throw new Error(`root script exited ${r.code}\n${tail(r.stderr)}`);
         return r.stdout.trim();
     };
-    async function expectConverged(tag: string) {
+    /** The host runs FalcoHost `name`'s bundle for `tag`: its files, and its Falco given the name as its hostname. */
+    async function expectConverged(name: string, tag: string) {
         assert.strictEqual(await root(`systemctl is-active ${UNIT_NAME}`), "active");
-        const bundle = bundleFor(settings(tag));
+        assert.strictEqual(await root(`systemctl show -p Environment ${UNIT_NAME}`), `Environment=FALCO_HOSTNAME=${name}`);
+        const bundle = bundleFor(settings(tag), {}, { hostname: name });
         const problems = await filesDiffering(vm, filesForHost(bundle, { driver: "modern_ebpf", perfDropIn }));
         assert.deepStrictEqual(problems, [], problems.join("\n"));
         assert.strictEqual(await root(`cat ${STATE_DIR}/bundle-hash`), bundle.hash);
@@ -101,7 +103,7 @@ describe(`e2e: FalcoHost under the engine's update, replace, rename and destroy 
         assert.deepStrictEqual(commandOps(d.steps), ["create"]);
         const [r] = await apply(d.steps);
         assert.strictEqual(r.report.changed, true);
-        await expectConverged("v1");
+        await expectConverged("web", "v1");
         assert.strictEqual(await root(`cat ${STATE_DIR}/claims`), "1");
         state = d.state;
     });
@@ -111,7 +113,7 @@ describe(`e2e: FalcoHost under the engine's update, replace, rename and destroy 
         assert.deepStrictEqual(commandOps(d.steps), ["update"]);
         const [r] = await apply(d.steps);
         assert.deepStrictEqual([r.report.changed, r.report.restarted], [true, true]);
-        await expectConverged("v2");
+        await expectConverged("web", "v2");
         state = d.state;
     });
 
@@ -121,7 +123,7 @@ describe(`e2e: FalcoHost under the engine's update, replace, rename and destroy 
         assert.deepStrictEqual(commandOps(d.steps), ["create-replacement", "delete-replaced"]);
         const [, del] = await apply(d.steps);
         assert.deepStrictEqual(del.report, { uninstalled: false, reason: "still-claimed", unit: UNIT_NAME });
-        await expectConverged("v3");
+        await expectConverged("web", "v3");
         state = d.state;
     });
 
@@ -130,7 +132,7 @@ describe(`e2e: FalcoHost under the engine's update, replace, rename and destroy 
         assert.deepStrictEqual(commandOps(d.steps), ["create", "delete"]);
         const [, del] = await apply(d.steps);
         assert.deepStrictEqual(del.report, { uninstalled: false, reason: "other-owner", unit: UNIT_NAME });
-        await expectConverged("v3");
+        await expectConverged("frontend", "v3");
         state = d.state;
     });
 

@@ -8,13 +8,18 @@ import * as crypto from "crypto";
 import { Bundle, BundleFile, renderBundle } from "../../components/host/bundle";
 import { ConvergeReport, parseConvergeReport, remoteShell } from "../../components/host/falcoHost";
 import { HostSecrets, HostSettings, resolveHostSettings } from "../../components/host/settings";
+import type { NodeIdentity } from "../../components/shared/hostname";
 import { AptRepo } from "./aptRepo";
 import { shQuote, tail } from "./exec";
 import { Vm } from "./vm";
 
-/** Render what FalcoHost would send for `settings` (with secrets, as `pulumi up` does: never placeholders). */
-export function bundleFor(settings: HostSettings, secrets: HostSecrets = {}): Bundle {
-    return renderBundle(resolveHostSettings(settings), secrets);
+/**
+ * Render what FalcoHost would send for `settings` (with secrets, as `pulumi up` does: never placeholders). With
+ * `node`, the unit sets FALCO_HOSTNAME as a FalcoHost of that name (or hostname) does; without, the unit leaves
+ * Falco the kernel hostname (the suites that drive the script directly).
+ */
+export function bundleFor(settings: HostSettings, secrets: HostSecrets = {}, node?: NodeIdentity): Bundle {
+    return renderBundle(resolveHostSettings(settings), secrets, node);
 }
 
 /** Settings for Falco from the test's signed apt repository (the real `apt` install path). */

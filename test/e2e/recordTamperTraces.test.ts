@@ -5,10 +5,11 @@
  * the kernel's `trusted_exepath`; the parent of a process the kernel started). The unit tests read those fixtures
  * (test/rules/tamperRows.test.ts); re-record after changing a snippet:
  *
- *   E2E_RECORD_TAMPER_TRACES=1 E2E_CACHE_DIR=/work/main/.cache/e2e flock /work/coord/vm.lock \
- *     npx mocha --config test/e2e/.mocharc.json --grep "record the tamper rows" test/e2e/recordTamperTraces.test.ts
+ *   E2E_RECORD_TAMPER_TRACES=1 E2E_CACHE_DIR=/var/cache/falco-nodes/e2e flock /work/coord/vm.lock \
+ *     npx mocha --no-config -r ts-node/register/transpile-only --timeout 1800000 --exit \
+ *     --grep "record the tamper rows" test/e2e/recordTamperTraces.test.ts
  *
- * (`--grep`: mocha adds the config's spec to the file named; one row: `--grep "record the tamper rows.*kill-term"`.)
+ * (one row: `--grep "record the tamper rows.*kill-term"`; several: `--grep "tamper rows.*(kill-term|kill-stop)$"`.)
  * Snippets run with stdin from /dev/null: `runc run` would otherwise read the rest of the script ssh feeds bash.
  *
  * The image has no strace: its Debian packages (and runc, for the runc row) are fetched on this machine with
@@ -29,6 +30,11 @@ export const TAMPER_FIXTURE_DIR = path.join(__dirname, "..", "fixtures", "tamper
 
 /** Debian packages the guest needs (strace and its library; the programs rows name in `needs`). */
 const DEBS = ["strace", "libunwind8", "runc"];
+/**
+ * Packages whose files a row runs but whose dependencies the image lacks (containernetworking-plugins depends on
+ * iptables, which only its ipMasq and portmap paths use): their /usr/lib/cni copied into the guest, not installed.
+ */
+const UNPACKED_DEBS = ["containernetworking-plugins"];
 
 /** The syscalls whose events the self-protection rules look at, plus what the model needs to follow processes. */
 export const TRACED_SYSCALLS = [
@@ -38,6 +44,9 @@ export const TRACED_SYSCALLS = [
     "mkdir", "mkdirat", "rmdir", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat", "mount",
     "kill", "tkill", "tgkill", "pidfd_open", "pidfd_send_signal", "bpf", "init_module", "finit_module",
     "delete_module", "connect",
+    // close(2): strace -y prints the path of the fd it closes, the trace's only record of the file an
+    // open_by_handle_at opened (test/support/syscallTrace.ts, resolveHandleOpens).
+    "close",
 ];
 
 interface Row {
@@ -77,9 +86,12 @@ function recordScript(row: Row): string {
             `(cd /tmp && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root ${STRACE} -o ${trace} bash ${dir}/${row.id}.sh) < /dev/null > ${dir}/${row.id}.out 2>&1; echo "rc=$?" >> ${dir}/${row.id}.out`,
         );
     }
-    // exepath: the canonical path of each exec'd file (Falco: execve's trusted_exepath, resolved by the kernel).
+    // exepath: the canonical path of each exec'd file (Falco: execve's trusted_exepath, the kernel's exe_file,
+    // resolved by the kernel); for a `#!` script that is its interpreter's (binfmt_script execs the interpreter).
     lines.push(
-        `grep -o 'execve("[^"]*"' ${trace} | sed 's/^execve("//; s/"$//' | sort -u | while read -r f; do printf '%s\\t%s\\n' "$f" "$(readlink -f "$f")"; done > ${dir}/${row.id}.exe`,
+        `grep -o 'execve("[^"]*"' ${trace} | sed 's/^execve("//; s/"$//' | sort -u | while read -r f; do ` +
+            `e=$f; if [ "$(head -c2 "$f" 2>/dev/null)" = '#!' ]; then e=$(head -1 "$f" | sed 's/^#! *//; s/[[:space:]].*//'); fi; ` +
+            `printf '%s\\t%s\\n' "$f" "$(readlink -f "$e")"; done > ${dir}/${row.id}.exe`,
     );
     return lines.join("\n") + "\n";
 }
@@ -94,17 +106,22 @@ describe("record the tamper rows' syscall fixtures (E2E_RECORD_TAMPER_TRACES=1)"
         if (process.env.E2E_RECORD_TAMPER_TRACES !== "1") this.skip();
         debDir = fs.mkdtempSync(path.join(os.tmpdir(), "tamper-debs-"));
         fs.chmodSync(debDir, 0o777); // apt-get download drops privileges to _apt
-        const dl = await run("apt-get", ["download", ...DEBS], { cwd: debDir });
+        const dl = await run("apt-get", ["download", ...DEBS, ...UNPACKED_DEBS], { cwd: debDir });
         assert.strictEqual(dl.code, 0, dl.stderr);
         server = await startTestHttpServer();
         server.mountStatic("/debs", debDir);
         vm = await startVm({ guestHttpPort: server.port });
-        const debs = fs.readdirSync(debDir).filter((f) => f.endsWith(".deb"));
+        const all = fs.readdirSync(debDir).filter((f) => f.endsWith(".deb"));
+        const unpacked = all.filter((d) => UNPACKED_DEBS.some((p) => d.startsWith(`${p}_`)));
+        const debs = all.filter((d) => !unpacked.includes(d));
         const install = [
             "set -e",
             "cd /tmp",
-            ...debs.map((d) => `curl -fsS -o ${shQuote(d)} ${shQuote(`${server.guestBaseUrl}/debs/${d}`)}`),
+            ...all.map((d) => `curl -fsS -o ${shQuote(d)} ${shQuote(`${server.guestBaseUrl}/debs/${d}`)}`),
             `dpkg -i ${debs.map(shQuote).join(" ")} >/dev/null`,
+            // Into a scratch directory, then only usr/lib/cni: extracting the deb onto / would replace the merged-usr
+            // /lib symlink with the package's ./lib/ directory (tar does not keep directory symlinks) and break the guest.
+            ...unpacked.flatMap((d) => [`rm -rf /tmp/unpacked && dpkg-deb -x ${shQuote(d)} /tmp/unpacked`, "cp -a /tmp/unpacked/usr/lib/cni /usr/lib/", "rm -rf /tmp/unpacked"]),
             "strace -V | head -1",
         ];
         const r = await vm.runAsRoot(install.join("\n"));

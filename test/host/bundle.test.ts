@@ -18,7 +18,8 @@ import {
     UNIT_PATH,
 } from "../../components/host/paths";
 import { HostSettings, HostSettingsError, resolveHostSettings } from "../../components/host/settings";
-import { deterministicTarGz } from "../../components/host/tar";
+import { deterministicTar, deterministicTarGz, deterministicTarGzSplit } from "../../components/host/tar";
+import * as zlib from "zlib";
 import { CANARY_UNIT_PATH, PERF_EVENT_PARANOID_DROPIN_PATH } from "../../components/host/unit";
 import { CANARY_RULE_FILE } from "../../components/rules";
 import { decodePayload } from "../support/payload";
@@ -54,6 +55,31 @@ describe("renderBundle", () => {
         // With the rules, the detection canary's token (rule and timer service): it proves the new rules are loaded.
         assert.deepEqual(differing, [`${FALCO_RULES_D}/${CANARY_RULE_FILE}`, rulePath, CANARY_UNIT_PATH]);
         assert.notEqual(a.installScript, b.installScript);
+    });
+
+    it("carries the node's hostname in its unit (both variants for driver auto), and nowhere else", () => {
+        const s = resolveHostSettings({ driver: "auto" });
+        const a = renderBundle(s, undefined, { hostname: "web-1" });
+        const b = renderBundle(s, undefined, { hostname: "web-2" });
+        assert.notEqual(a.hash, b.hash);
+        const units = (x: Bundle) => x.files.filter((f) => f.path === UNIT_PATH);
+        assert.equal(units(a).length, 2);
+        for (const u of units(a)) assert.ok(u.content.includes('Environment="FALCO_HOSTNAME=web-1"'), u.group);
+        const differing = a.files.filter((f, i) => f.content !== b.files[i].content).map((f) => `${f.path} ${f.group}`);
+        assert.deepEqual(differing, [`${UNIT_PATH} unit-kmod`, `${UNIT_PATH} unit-modern_ebpf`]);
+        // Without a node identity (the bundle for review only), no FALCO_HOSTNAME at all.
+        assert.ok(!renderBundle(s).files.some((f) => f.content.includes("FALCO_HOSTNAME")));
+    });
+
+    it("renders the settings' files once per settings content: a changed copy of settings is rendered anew", () => {
+        const s = resolveHostSettings({});
+        const first = renderBundle(s, undefined, { hostname: "web-1" });
+        const changed = structuredClone(s);
+        changed.rules.custom = { mine: "- list: my_bins\n  items: [ls]\n" };
+        const second = renderBundle(changed, undefined, { hostname: "web-1" });
+        assert.ok(second.files.some((f) => f.path.endsWith("50-mine.yaml")));
+        assert.ok(!first.files.some((f) => f.path.endsWith("50-mine.yaml")));
+        assert.deepEqual(renderBundle(structuredClone(s), undefined, { hostname: "web-1" }), first);
     });
 
     it("changes the hash when a parameter changes", () => {
@@ -196,6 +222,31 @@ describe("deterministicTarGz", () => {
         const b = deterministicTarGz([{ name: "a/x", content: "1" }, { name: "b", content: "2" }]);
         assert.ok(a.equals(b));
         assert.equal(a[9], 3, "gzip OS byte pinned");
+    });
+
+    it("split in two gzip members, it is the same archive: the shared member is byte-identical whatever the host's own part", () => {
+        const shared = [{ name: "files/000", content: "rules ".repeat(500) }, { name: "params/x", content: "1" }];
+        const a = deterministicTarGzSplit(shared, [{ name: "files/001", content: 'Environment="FALCO_HOSTNAME=web-1"' }]);
+        const b = deterministicTarGzSplit(shared, [{ name: "files/001", content: 'Environment="FALCO_HOSTNAME=web-2"' }]);
+        const sharedMember = (x: Buffer) => x.subarray(0, x.indexOf(Buffer.from([0x1f, 0x8b, 0x08]), 10));
+        assert.ok(sharedMember(a).equals(sharedMember(b)), "the shared member is reused");
+        assert.ok(!a.equals(b));
+        // zlib reads both members as one stream: every entry's blocks, and the end-of-archive marker once, last.
+        const all = [...shared, { name: "files/001", content: 'Environment="FALCO_HOSTNAME=web-1"' }];
+        const tar = zlib.gunzipSync(a);
+        assert.equal(tar.length, deterministicTar(all).length);
+        assert.ok(tar.subarray(tar.length - 1024).equals(Buffer.alloc(1024)));
+        // GNU tar extracts every entry of both members.
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bundle-split-"));
+        try {
+            fs.writeFileSync(path.join(dir, "p.tgz"), a);
+            const r = spawnSync("tar", ["-xzf", "p.tgz"], { cwd: dir, encoding: "utf8" });
+            assert.equal(r.status, 0, r.stderr);
+            for (const e of all) assert.equal(fs.readFileSync(path.join(dir, e.name), "utf8"), e.content, e.name);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+        assert.throws(() => deterministicTarGzSplit(shared, [{ name: "params/x", content: "2" }]), /duplicate tar entry params\/x/);
     });
 
     it("rejects names that are not short plain relative paths", () => {

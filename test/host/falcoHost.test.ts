@@ -2,7 +2,10 @@ import { strict as assert } from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { FalcoHost, FalcoHostArgs, hostKeyProblem, ownerOf, parseConvergeReport, remoteShell } from "../../components/host/falcoHost";
 import { HostSettings } from "../../components/host/settings";
+import { UNIT_PATH } from "../../components/host/paths";
 import { fakeOpensshPrivateKey } from "../support/fakeSecrets";
+import { decodePayload, type DecodedPayload } from "../support/payload";
+import { unitLines } from "../support/systemd";
 import { type Mocks, outputOf, setupMocks, unwrapSecrets } from "../support/mocks";
 
 const PRIVATE_KEY = fakeOpensshPrivateKey("falco-host-test");
@@ -103,9 +106,9 @@ describe("FalcoHost", () => {
         await assert.rejects((host.converge.urn as unknown as { promise(): Promise<string> }).promise(), /connection\.hostKey is an ssh-rsa key/);
     });
 
-    it("hosts with the same settings and secret get the same bundle; another secret changes only the secret parts", async () => {
+    it("hosts with the same settings, hostname and secret get the same bundle; another secret changes only the secret parts", async () => {
         const withUrl = (name: string, url: string) =>
-            new FalcoHost(name, args({ outputs: { http: { enabled: true } } }, { secrets: { httpOutputUrl: pulumi.secret(url) } }));
+            new FalcoHost(name, args({ outputs: { http: { enabled: true } } }, { hostname: "shared", secrets: { httpOutputUrl: pulumi.secret(url) } }));
         const hosts = [withUrl("same-a", WEBHOOK), withUrl("same-b", WEBHOOK), withUrl("other", `${WEBHOOK}-rotated`)];
         await Promise.all(hosts.map((h) => outputOf(h.falcoVersion)));
         const [a, b, other] = ["same-a", "same-b", "other"].map(commandOf);
@@ -155,9 +158,9 @@ describe("FalcoHost", () => {
         assert.equal(cmd.inputs.triggers, undefined, "no digest of the secret anywhere in the inputs");
     });
 
-    it("gives identical inputs for identical settings (no diff on a second up)", async () => {
-        const a = new FalcoHost("same-a", args({ rules: { custom: { mine: "- list: my_bins\n  items: [ls]\n" } } }));
-        const b = new FalcoHost("same-b", args({ rules: { custom: { mine: "- list: my_bins\n  items: [ls]\n" } } }));
+    it("gives identical inputs for identical settings and hostname (no diff on a second up)", async () => {
+        const a = new FalcoHost("same-a", args({ rules: { custom: { mine: "- list: my_bins\n  items: [ls]\n" } } }, { hostname: "web-1" }));
+        const b = new FalcoHost("same-b", args({ rules: { custom: { mine: "- list: my_bins\n  items: [ls]\n" } } }, { hostname: "web-1" }));
         await Promise.all([outputOf(a.falcoVersion), outputOf(b.falcoVersion)]);
         // Apart from the connection and the owner (another name is another owner).
         const strip = (i: Record<string, unknown>) => {
@@ -179,6 +182,27 @@ describe("FalcoHost", () => {
         const [ha, hb] = [await outputOf(a.bundleHash), await outputOf(b.bundleHash)];
         assert.notEqual(ha, hb);
         assert.ok(ia.update.endsWith(`--bundle ${ha}`) && ib.update.endsWith(`--bundle ${hb}`));
+    });
+
+    it("its Falco reports the resource name unless told another hostname: only the unit's FALCO_HOSTNAME line differs", async () => {
+        const named = new FalcoHost("edge-1", args());
+        const mapped = new FalcoHost("edge-2", args({}, { hostname: "edge-2.eu-west-1.example.net" }));
+        await Promise.all([outputOf(named.falcoVersion), outputOf(mapped.falcoVersion)]);
+        const [a, b] = await Promise.all(["edge-1", "edge-2"].map((n) => decodePayload(commandOf(n).inputs.stdin as string)));
+        const env = (p: DecodedPayload) => unitLines(p.content(UNIT_PATH)!).filter((l) => l.key === "Environment").map((l) => l.value);
+        assert.deepEqual(env(a), ['"FALCO_HOSTNAME=edge-1"']);
+        assert.deepEqual(env(b), ['"FALCO_HOSTNAME=edge-2.eu-west-1.example.net"']);
+        const differing = a.manifest.filter((r) => !r.path.startsWith("params/") && a.content(r.path, r.group) !== b.content(r.path, r.group)).map((r) => r.path);
+        assert.deepEqual(differing, [UNIT_PATH]);
+        assert.notEqual(await outputOf(named.bundleHash), await outputOf(mapped.bundleHash), "a new name is a new bundle: the host converges");
+    });
+
+    it("refuses, before declaring anything, a hostname Falco should not report, or a resource name that cannot be one", () => {
+        const before = mocks.resources.length;
+        assert.throws(() => new FalcoHost("web-1", args({}, { hostname: "web 1" })), /invalid hostname \(FalcoHost web-1\): "web 1" is not a hostname/);
+        assert.throws(() => new FalcoHost("db 1", args()), /invalid hostname \(FalcoHost db 1\): it defaults to the resource name, and "db 1" is not a hostname.*set hostname/);
+        assert.equal(mocks.resources.length, before, "nothing registered");
+        assert.doesNotThrow(() => new FalcoHost("db 2", args({}, { hostname: "db_2" })));
     });
 
     it("fails at construction, naming the key, on bad settings", () => {

@@ -1,9 +1,12 @@
 import { strict as assert } from "assert";
+import * as fc from "fast-check";
 import * as fs from "fs";
 import * as path from "path";
 import { FALCO_MAIN_CONFIG, UNIT_DROPIN_DIR, UNIT_NAME } from "../../components/host/paths";
 import { ResolvedHostSettings, resolveHostSettings } from "../../components/host/settings";
+import { environmentAssignment, systemdQuotedWord } from "../../components/host/systemdQuote";
 import {
+    FALCO_HOSTNAME_ENV,
     KMOD_DENIED_CAPABILITIES,
     MODERN_EBPF_CAPABILITIES,
     PERF_EVENT_PARANOID_DROPIN_NAME,
@@ -14,7 +17,7 @@ import {
     unitSections,
 } from "../../components/host/unit";
 import { referencePath } from "../support/reference";
-import { SecurityAssessment, assessUnit, tempDir, unitLines, verifyUnit, writeUnitTree } from "../support/systemd";
+import { SecurityAssessment, assessUnit, parsedEnvironment, tempDir, unitLines, verifyUnit, writeUnitTree } from "../support/systemd";
 
 const DRIVERS: UnitDriver[] = ["modern_ebpf", "kmod"];
 /** "OK" in systemd-analyze's words; the measured sandbox scored 2.8 (paranoid 2) and 3.1 (with CAP_SYS_ADMIN). */
@@ -225,6 +228,55 @@ describe("host unit (falco-nodes.service)", () => {
             const d = unitLines(text);
             assert.deepEqual(d.map((l) => [l.section, l.key, l.value]), [["Service", "CapabilityBoundingSet", "CAP_SYS_ADMIN"]]);
             assert.match(text.split("\n")[d[0].line - 1], /^# /);
+        });
+    });
+    describe("the hostname Falco reports (FALCO_HOSTNAME)", () => {
+        const node = { hostname: "web-1.eu-west-1.example.net" };
+
+        for (const driver of DRIVERS)
+            it(`${driver}: one Environment line in [Service], which systemd-analyze verify accepts and systemd reads back as the name`, () => {
+                const text = renderUnit(settings, driver, node);
+                const env = unitLines(text).filter((d) => d.key === "Environment");
+                assert.deepEqual(env.map((d) => [d.section, d.value]), [["Service", `"${FALCO_HOSTNAME_ENV}=${node.hostname}"`]]);
+                assert.match(text.split("\n")[env[0].line - 1], /^# /, "its reason above it");
+                const dir = path.join(tmp.dir, `hostname-${driver}`);
+                fs.mkdirSync(dir);
+                const unit = writeUnitTree(dir, UNIT_NAME, text);
+                const r = verifyUnit(unit);
+                assert.ok(r.ok, r.output);
+                assert.deepEqual(parsedEnvironment(unit), [`FALCO_HOSTNAME=${node.hostname}`]);
+            });
+
+        it("without a node identity there is no Environment line (Falco reports the kernel hostname)", () => {
+            for (const driver of DRIVERS) assert.equal(unitLines(renderUnit(settings, driver)).filter((d) => d.key === "Environment").length, 0);
+        });
+
+        it("a name that is not a hostname is refused, not rendered", () => {
+            for (const hostname of ["web 1", "web-1\nExecStartPre=/bin/sh", "-web", "a%n", ""])
+                assert.throws(() => renderUnit(settings, "modern_ebpf", { hostname }), /hostname: .* is not a hostname/);
+        });
+
+        it("the quoting routine: whatever printable value, systemd's own parser reads back exactly that value", () => {
+            // Printable characters, systemd's special ones over-represented: quotes, backslashes, specifiers, $, spaces.
+            const printable = fc.oneof(
+                fc.constantFrom('"', "\\", "%", "%%", "%n", "$", "${X}", " ", "'", ";", "#", "=", "\\x41", "é", "☃"),
+                fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)) }),
+            );
+            const values = fc.sample(fc.array(printable, { maxLength: 6 }).map((parts) => parts.join("")), { numRuns: 150, seed: 17 });
+            const lines = values.map((v, i) => `Environment=${environmentAssignment(`V${i}`, v)}`);
+            const dir = path.join(tmp.dir, "quoting");
+            fs.mkdirSync(dir);
+            const unit = writeUnitTree(dir, "quoting.service", ["[Service]", "ExecStart=/bin/true", ...lines, ""].join("\n"));
+            const r = verifyUnit(unit);
+            assert.ok(r.ok, r.output);
+            const parsed = new Map(parsedEnvironment(unit).map((a) => [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]));
+            values.forEach((v, i) => assert.equal(parsed.get(`V${i}`), v, `V${i}: written as ${lines[i]}`));
+            assert.equal(parsed.size, values.length);
+        });
+
+        it("the quoting routine refuses control characters and bad variable names instead of writing them", () => {
+            for (const bad of ["a\nb", "a\rb", "tab\there", "nul\u0000", "del\u007f"]) assert.throws(() => systemdQuotedWord(bad), /control character/);
+            for (const name of ["1X", "A-B", "A B", ""]) assert.throws(() => environmentAssignment(name, "x"), /not an environment variable name/);
         });
     });
 });

@@ -16,6 +16,9 @@ import {
     SECRET_MARKER,
 } from "../support/program";
 import { isSecretValue, unwrapSecrets } from "../support/mocks";
+import { decodePayload } from "../support/payload";
+import { unitLines } from "../support/systemd";
+import { UNIT_PATH } from "../../components/host/paths";
 
 const STACKS_DIR = path.join(REPO_ROOT, "stacks");
 const stackFiles = fs
@@ -32,6 +35,7 @@ const T = {
     instance: "aws:ec2/instance:Instance",
     k8sProvider: "pulumi:providers:kubernetes",
     chart: "kubernetes:helm.sh/v4:Chart",
+    prometheusRule: "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
 };
 
 /** What each environment must have. A new stack file fails the suite until it is listed here. */
@@ -84,6 +88,11 @@ const EXPECTATIONS: Record<string, (run: ProgramRun, cfg: StackConfig) => void> 
         const values = unwrapSecrets(run.ofType(T.chart)[0].inputs.values);
         assert.strictEqual(values.falcosidekick?.enabled, true, "with Falcosidekick");
         assert.match(run.outputs.cluster?.sidekickAddress ?? "", /^http:\/\/.+\.svc:[0-9]+$/, "the cluster's Falcosidekick address is an output");
+        assert.strictEqual(values.falcosidekick?.serviceMonitor?.enabled, true, "Falcosidekick is scraped (the alert rules count its events)");
+        const rules = run.ofType(T.prometheusRule);
+        assert.strictEqual(rules.length, 1, "prod: the stack's alert rules as a PrometheusRule");
+        const expected = new Set(JSON.stringify(rules[0].inputs.spec).match(/"node":"[^"]+"/g));
+        assert.deepStrictEqual([...expected].sort(), cfg.nodes.map((n) => `"node":"${n.name}"`).sort(), "every node is expected");
     },
 };
 
@@ -123,12 +132,13 @@ describe("program: every stack file", function () {
                     assert.strictEqual(out.driver, n.resolved.driver, `${n.name}: driver`);
                     assert.match(out.bundleHash, /^[0-9a-f]{64}$/, `${n.name}: bundle hash`);
                 }
-                // The bundle hash is a function of the settings: equal settings, equal hash; different, different.
+                // The bundle hash is a function of the settings and the hostname the node's Falco reports (its unit
+                // carries it): equal both, equal hash; different, different.
                 for (const a of cfg.nodes)
                     for (const b of cfg.nodes) {
-                        const same = JSON.stringify(a.resolved) === JSON.stringify(b.resolved);
+                        const same = JSON.stringify(a.resolved) === JSON.stringify(b.resolved) && a.hostname === b.hostname;
                         const equalHash = run.outputs.nodes[a.name].bundleHash === run.outputs.nodes[b.name].bundleHash;
-                        assert.strictEqual(equalHash, same, `${a.name} vs ${b.name}: hash equality follows settings equality`);
+                        assert.strictEqual(equalHash, same, `${a.name} vs ${b.name}: hash equality follows settings and hostname equality`);
                     }
             });
 
@@ -140,6 +150,17 @@ describe("program: every stack file", function () {
                     const conn = unwrapSecrets(c.inputs.connection);
                     assert.ok(conn.privateKey, `${c.name}: has a login key`);
                     if (!cfg.ssh.allowUnpinnedHostKeys) assert.ok(conn.hostKey, `${c.name}: host key pinned`);
+                }
+            });
+
+            it("each node's unit makes its Falco report the hostname the stack's alert rules expect for it", async () => {
+                const expected = new Map(cfg.alerting.nodes.map((n) => [n.name, n.hostname]));
+                assert.strictEqual(expected.size, cfg.nodes.length, "every node is expected");
+                for (const n of cfg.nodes) {
+                    const c = run.ofType(T.command).find((x) => x.name === `${n.name}-converge`)!;
+                    const unit = (await decodePayload(unwrapSecrets(c.inputs.stdin))).content(UNIT_PATH)!;
+                    const env = unitLines(unit).filter((l) => l.key === "Environment").map((l) => l.value);
+                    assert.deepStrictEqual(env, [`"FALCO_HOSTNAME=${expected.get(n.name)}"`], n.name);
                 }
             });
 

@@ -150,10 +150,10 @@ describe("renderRuleFiles", () => {
                 assert.deepStrictEqual(referenceProblems(items, { strictLists: true }), []);
             });
 
-            it("need no plugin but the container plugin falco.yaml always loads (container.id only), no required_plugin_versions", () => {
+            it("need no plugin but the container plugin falco.yaml always loads (container.id, and the image for the eBPF CNI exception), no required_plugin_versions", () => {
                 const text = renderRuleFiles(s).map((f) => f.content).join("\n");
                 assert.doesNotMatch(text, /k8s\.|required_plugin_versions/);
-                assert.deepStrictEqual([...new Set(text.match(/container\.[a-z_.]+/g))], ["container.id"]);
+                assert.deepStrictEqual([...new Set(text.match(/container\.[a-z_.]+/g))].sort(), ["container.id", "container.image.repository"]);
             });
 
             it("do not collide with names in the default rules", () => {

@@ -3,7 +3,10 @@
  * (from the strace recorded on the e2e VM, test/fixtures/tamper/) are evaluated against the whole set of rule files
  * falco-nodes renders, in Falco's load order and with `rule_matching: first` (falcoConfig.ts), by the condition
  * model in test/support/falcoCondition.ts. A tamper row must be reported by its rule; a healthy-node row by none of
- * ours. Re-record the fixtures after changing a snippet (test/e2e/recordTamperTraces.test.ts).
+ * ours. A row whose program the VM does not run is evaluated as the node runs it (`asOnANode`), and the same trace as
+ * recorded must raise `asRecorded`, so that the exception is what keeps it quiet; variants of those traces check
+ * that each exception is no wider than the node's own program. Re-record the fixtures after changing a snippet
+ * (test/e2e/recordTamperTraces.test.ts).
  */
 import * as assert from "assert";
 import { createHash } from "crypto";
@@ -14,9 +17,9 @@ import { buildFalcoConfig } from "../../components/host/falcoConfig";
 import { LOGROTATE_REOPEN_COMMAND } from "../../components/host/logrotate";
 import { resolveHostSettings } from "../../components/host/settings";
 import { FALCO_RULES_D } from "../../components/host/paths";
-import { CANARY_RULE, SELF_PROTECTION_RULES, canaryPath, renderRuleFiles } from "../../components/rules";
+import { CANARY_RULE, SELF_PROTECTION_LISTS, SELF_PROTECTION_RULES, canaryPath, renderRuleFiles } from "../../components/rules";
 import { firstMatch, ruleDefs } from "../support/falcoCondition";
-import { loadTrace, syscallExtractor, traceEvents } from "../support/syscallTrace";
+import { TraceOptions, loadTrace, syscallExtractor, traceEvents } from "../support/syscallTrace";
 
 type Item = Record<string, any>;
 
@@ -28,7 +31,14 @@ interface Row {
     snippet: string;
     needs?: string[];
     trace?: string;
-    asOnANode?: { reparent: { exepath: string; parentName: string; parentExepath: string } };
+    /** What a node changes about the recorded processes (syscallTrace.ts, ProcRewrite). */
+    asOnANode?: TraceOptions;
+    /** The rule that reports the trace as recorded (without asOnANode): a root shell doing the same by hand. */
+    asRecorded?: string | null;
+    /** A trace line that must be there (regex), so that a quiet row shows the action happened. */
+    mustSee?: string;
+    /** The event type the alert must come from (the snippet's setup may raise the same rule on the way). */
+    alertOn?: string;
     /** Set only while a row's trace has not been (re-)recorded yet: the row is then reported pending, with why. */
     recording?: string;
     /** The recorded trace lacks what Falco's event has: the row is reported pending, with why (its trace must be current). */
@@ -44,7 +54,7 @@ const ours = new Set(items.filter((i) => i.rule).map((i) => i.rule as string));
 const threatModel = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "threat-model.md"), "utf8");
 
 /** The rules a real Falco would report for a row: the first match of each event. */
-function reported(row: Row): { rules: Set<string>; hits: string[] } {
+function reported(row: Row, loaded: Item[] = items, loadedDefs = defs): { rules: Set<string>; hits: string[]; byType: Set<string> } {
     const trace = loadTrace(row.id);
     assert.ok(trace, `no fixture for row ${row.id}: record it (test/e2e/recordTamperTraces.test.ts)`);
     assert.strictEqual(
@@ -52,18 +62,21 @@ function reported(row: Row): { rules: Set<string>; hits: string[] } {
         createHash("sha256").update(row.snippet).digest("hex"),
         `the fixture of row ${row.id} is a trace of another version of its snippet: re-record it`,
     );
+    if (row.mustSee) assert.match(trace.strace, new RegExp(row.mustSee, "m"), `${row.id}: the trace lacks ${row.mustSee}`);
     const events = traceEvents(trace.strace, trace.fixture, row.asOnANode);
     assert.ok(events.length > 0, `fixture ${row.id} has no events`);
     const rules = new Set<string>();
     const hits: string[] = [];
+    const byType = new Set<string>();
     for (const e of events) {
-        const r = firstMatch(items, "syscall", syscallExtractor(e), defs);
+        const r = firstMatch(loaded, "syscall", syscallExtractor(e), loadedDefs);
         if (r) {
             rules.add(r);
             hits.push(`${r}: ${e.line.slice(0, 160)}`);
+            byType.add(`${r} on ${e.type}`);
         }
     }
-    return { rules, hits };
+    return { rules, hits, byType };
 }
 
 describe("tamper rows", () => {
@@ -104,11 +117,93 @@ describe("tamper rows", () => {
         assert.ok(row.snippet.includes(LOGROTATE_REOPEN_COMMAND), "the row's postrotate differs from the rendered one");
     });
 
-    it("runc by hand from a root shell (the trace as recorded) is reported; only under a container runtime's shim is it quiet", () => {
-        const row = ROWS.find((r) => r.id === "runc-device-filter")!;
-        assert.ok(row.asOnANode);
-        const { rules } = reported({ ...row, asOnANode: undefined });
-        assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad), JSON.stringify([...rules]));
+    for (const row of ROWS.filter((r) => r.asOnANode && r.asRecorded !== undefined)) {
+        const what = row.asRecorded ? `is reported by "${row.asRecorded}": only as on a node is it quiet` : "is quiet too";
+        it(`${row.id}, as recorded (by hand from a root shell), ${what}`, function () {
+            if (row.recording) this.skip();
+            const { rules, hits } = reported({ ...row, asOnANode: undefined });
+            if (row.asRecorded) {
+                assert.ok(ours.has(row.asRecorded), row.asRecorded);
+                assert.ok(rules.has(row.asRecorded), JSON.stringify([...rules]));
+            } else assert.deepStrictEqual(hits.filter((h) => ours.has(h.split(": ")[0])), []);
+        });
+    }
+
+    it("every healthy row evaluated as on a node says what the same trace is by hand (asRecorded)", () => {
+        for (const r of ROWS.filter((x) => x.asOnANode && x.alert === null && !x.mustSee)) assert.ok(r.asRecorded !== undefined, r.id);
+    });
+
+    describe("the exceptions are no wider than the node's own programs", () => {
+        const variant = (id: string, asOnANode: TraceOptions) => reported({ ...ROWS.find((r) => r.id === id)!, asOnANode }).rules;
+        const skipUnrecorded = function (this: Mocha.Context, ...ids: string[]) {
+            if (ids.some((id) => ROWS.find((r) => r.id === id)!.recording)) this.skip();
+        };
+
+        it("a program at dockerd's path loading another module than dockerd's is reported", () => {
+            const rules = variant("modprobe-by-hand", { rewrite: [{ exepath: "/usr/bin/kmod", parentName: "dockerd", parentExepath: "/usr/sbin/dockerd" }] });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.moduleLoad), JSON.stringify([...rules]));
+        });
+
+        it("systemd running modprobe for another module than a runtime unit's (systemd-run modprobe dummy) is reported", () => {
+            const rules = variant("modprobe-by-hand", { rewrite: [{ exepath: "/usr/bin/kmod", parentName: "systemd", parentExepath: "/usr/lib/systemd/systemd" }] });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.moduleLoad), JSON.stringify([...rules]));
+        });
+
+        it("dockerd's own modprobe from a container (a fake dockerd path in its filesystem) is reported", function () {
+            skipUnrecorded.call(this, "dockerd-modprobe");
+            const rules = variant("dockerd-modprobe", {
+                rewrite: [{ exepath: "/usr/bin/kmod", parentName: "dockerd", parentExepath: "/usr/sbin/dockerd", container: { id: "0a1b2c3d4e5f", imageRepository: "docker.io/library/debian" } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.moduleLoad), JSON.stringify([...rules]));
+        });
+
+        const cilium = { id: "5f2b0c1d9e8a", imageRepository: "quay.io/cilium/cilium" };
+        it("Cilium's image running the agent's path from its writable layer (a replaced agent) is reported", function () {
+            skipUnrecorded.call(this, "cilium-agent-bpf");
+            const rules = variant("cilium-agent-bpf", {
+                rewrite: [{ exepath: "/usr/bin/perl", as: { exepath: "/usr/bin/cilium-agent", name: "cilium-agent" }, container: { ...cilium, exeUpperLayer: true } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad) && rules.has(SELF_PROTECTION_RULES.bpfMap), JSON.stringify([...rules]));
+        });
+
+        it("another program in Cilium's image (kubectl exec ... -- bpftool) is reported", function () {
+            skipUnrecorded.call(this, "cilium-agent-bpf");
+            const rules = variant("cilium-agent-bpf", {
+                rewrite: [{ exepath: "/usr/bin/perl", as: { exepath: "/usr/sbin/bpftool", name: "bpftool" }, container: { ...cilium, exeUpperLayer: false } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad) && rules.has(SELF_PROTECTION_RULES.bpfMap), JSON.stringify([...rules]));
+        });
+
+        it("the agent's path in another image is reported", function () {
+            skipUnrecorded.call(this, "cilium-agent-bpf");
+            const rules = variant("cilium-agent-bpf", {
+                rewrite: [{ exepath: "/usr/bin/perl", as: { exepath: "/usr/bin/cilium-agent", name: "cilium-agent" }, container: { id: "9e8a5f2b0c1d", imageRepository: "docker.io/attacker/cilium" } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.bpfLoad), JSON.stringify([...rules]));
+        });
+
+        it("another eBPF CNI's agent is quiet once a custom rules file appends its image and path to the lists", function () {
+            skipUnrecorded.call(this, "cilium-agent-bpf");
+            const row = ROWS.find((r) => r.id === "cilium-agent-bpf")!;
+            const other: TraceOptions = {
+                rewrite: [{ exepath: "/usr/bin/perl", as: { exepath: "/usr/local/bin/cni-agent", name: "cni-agent" }, container: { id: "1c2d3e4f5a6b", imageRepository: "registry.example.com/cni/agent", exeUpperLayer: false } }],
+            };
+            assert.ok(reported({ ...row, asOnANode: other }).rules.has(SELF_PROTECTION_RULES.bpfLoad), "reported before the lists are appended");
+            const site: Item[] = [
+                { list: SELF_PROTECTION_LISTS.knownBpfLoaderImages, items: ["registry.example.com/cni/agent"], override: { items: "append" } },
+                { list: SELF_PROTECTION_LISTS.knownBpfLoaderContainerExepaths, items: ["/usr/local/bin/cni-agent"], override: { items: "append" } },
+            ];
+            const withSite = [...items, ...site];
+            assert.deepStrictEqual([...reported({ ...row, asOnANode: other }, withSite, ruleDefs(withSite)).rules].filter((r) => ours.has(r)), []);
+        });
+
+        it("a copy of systemctl at another path than kubelet's, named kubelet, is reported on the private socket", function () {
+            skipUnrecorded.call(this, "kubelet-systemd-slice");
+            const rules = variant("kubelet-systemd-slice", {
+                rewrite: [{ exepath: "/tmp/kubelet-standin", as: { exepath: "/tmp/kubelet", name: "kubelet" } }],
+            });
+            assert.ok(rules.has(SELF_PROTECTION_RULES.systemdBus), JSON.stringify([...rules]));
+        });
     });
 
     for (const row of ROWS) {
@@ -124,9 +219,10 @@ describe("tamper rows", () => {
                 // fails once its fixture matches (so the marker cannot outlive the recording).
                 this.skip();
             }
-            const { rules, hits } = reported(row);
+            const { rules, hits, byType } = reported(row);
             if (row.alert) {
                 assert.ok(rules.has(row.alert), `${row.id} (${row.why}): not reported; reported: ${JSON.stringify(hits, null, 1)}`);
+                if (row.alertOn) assert.ok(byType.has(`${row.alert} on ${row.alertOn}`), `${row.id}: not reported on its ${row.alertOn} event: ${JSON.stringify(hits, null, 1)}`);
                 if (row.alert === CANARY_RULE) assert.deepStrictEqual([...rules], [CANARY_RULE], "the canary raised a tamper rule too");
             }
             else if (!row.central)

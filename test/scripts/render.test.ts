@@ -37,8 +37,9 @@ describe("render CLI", () => {
         const out = path.join(tmp, "out");
         assert.equal(main(["--stack", "dev", "--out", out], c.io), 0, c.err.join("\n"));
         const hosts = loadStackHostSettings(path.join(REPO, "stacks", "Pulumi.dev.yaml"));
-        assert.deepEqual(hosts.map((h) => h.name), ["dev-1"]);
-        const bundle = renderBundle(hosts[0].resolved);
+        assert.deepEqual(hosts.map((h) => [h.name, h.hostname]), [["dev-1", "dev-1"]]);
+        // What FalcoHost renders for the node: its settings and the hostname its Falco reports.
+        const bundle = renderBundle(hosts[0].resolved, undefined, { hostname: hosts[0].hostname });
         const dir = path.join(out, "dev-1");
         for (const f of bundle.files) {
             const p = path.join(dir, "files", f.path);

@@ -187,7 +187,7 @@ describe("the e2e falco stand-in prints what a real Falco 0.44.1 prints", functi
         let events: string;
         afterEach(() => child?.kill("SIGTERM"));
 
-        const start = async (extra: string) => {
+        const start = async (extra: string, env: Record<string, string> = {}) => {
             port = await freePort();
             events = path.join(root, "events.json");
             const config = write(
@@ -211,7 +211,7 @@ describe("the e2e falco stand-in prints what a real Falco 0.44.1 prints", functi
             );
             write("/etc/falco/rules.d/none.yaml", "[]\n");
             const { spawn } = await import("child_process");
-            child = spawn(falco, ["-c", config, "-r", path.join(root, "etc/falco/rules.d")], { stdio: "ignore" });
+            child = spawn(falco, ["-c", config, "-r", path.join(root, "etc/falco/rules.d")], { stdio: "ignore", env: { ...process.env, ...env } });
             await waitFor(() => get("/healthz").then(() => true, () => false));
         };
 
@@ -246,6 +246,14 @@ describe("the e2e falco stand-in prints what a real Falco 0.44.1 prints", functi
             assert.ok(lines.length >= 2);
             assert.strictEqual(lines[0].output_fields["falco.start_ts"], lines[1].output_fields["falco.start_ts"], "start_ts is the start, not the event");
             assert.ok(lines[1].output_fields["evt.time"] > lines[0].output_fields["evt.time"]);
+        });
+
+        it("reports FALCO_HOSTNAME, when set, as the hostname and evt.hostname of its events (as Falco's init_outputs and libscap do)", async () => {
+            await start("metrics:\n  enabled: true\n  interval: 1s\n  output_rule: true", { FALCO_HOSTNAME: "node-from-the-stack" });
+            await waitFor(async () => fs.existsSync(events) && fs.readFileSync(events, "utf8").split("\n").length > 1);
+            const line = JSON.parse(fs.readFileSync(events, "utf8").trim().split("\n")[0]);
+            assert.strictEqual(line.hostname, "node-from-the-stack");
+            assert.strictEqual(line.output_fields["evt.hostname"], "node-from-the-stack");
         });
 
         const get = (p: string) =>

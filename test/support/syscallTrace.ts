@@ -17,7 +17,8 @@
  *   (execve's `trusted_exepath`), `proc.args`, `proc.cmdline`, `proc.env[...]`, the parent and ancestors.
  * What strace cannot show is taken from the fixture: each executable's canonical path, and for a process the
  * kernel started (module autoload) its parent's comm, exe and ppid. The VM runs no container engine, so every
- * process has `container.id` "host" (the container plugin's value outside containers).
+ * process has `container.id` "host" (the container plugin's value outside containers), unless a row evaluates a
+ * process as a node would run it (`ProcRewrite`: another parent, the program a stand-in stands for, a container).
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -40,6 +41,16 @@ interface Proc {
     argv: string[];
     env: string[];
     cwd: string;
+    /** Set for a process the row evaluates as in a container (TraceOptions.rewrite): its children inherit it. */
+    container?: ContainerContext;
+}
+
+/** What Falco's container plugin reports for a process in a container (fields.txt: container.id, container.image.repository). */
+export interface ContainerContext {
+    id: string;
+    imageRepository: string;
+    /** proc.is_exe_upper_layer: the executable comes from the container's writable layer, not from the image. */
+    exeUpperLayer?: boolean;
 }
 
 export interface SyscallEvent {
@@ -118,18 +129,35 @@ function normalize(p: string): string {
 
 // --- trace to events -----------------------------------------------------------------------------------------
 
+/**
+ * "As on a Kubernetes node": what a recorded process would be on a node, for a process the VM cannot run the way a
+ * node runs it (the VM has no container runtime, no kubelet, no Cilium). Applies to every process whose canonical
+ * executable is `exepath` as recorded, at its exec (and only where its parent is not such a process itself):
+ * - `parentName`/`parentExepath`: the parent a node gives it (containerd's shim starting runc, dockerd or systemd
+ *   starting modprobe) instead of the shell that ran it;
+ * - `as`: the program the recorded one stands in for (its canonical path and comm): a stand-in that makes the same
+ *   calls as the real program (a copy of systemctl making kubelet's go-systemd calls);
+ * - `container`: the process (and its children) run in a container, with that container's fields.
+ */
+export interface ProcRewrite {
+    exepath: string;
+    parentName?: string;
+    parentExepath?: string;
+    as?: { exepath: string; name: string };
+    container?: ContainerContext;
+}
+
 export interface TraceOptions {
-    /**
-     * "As on a Kubernetes node": give every process whose canonical executable is `exepath` (and whose parent's is
-     * not) the parent a node would give it (containerd's shim starting runc), instead of the shell that ran it.
-     */
+    /** The runc row's original form: one rewrite that only gives a parent. */
     reparent?: { exepath: string; parentName: string; parentExepath: string };
+    rewrite?: ProcRewrite[];
 }
 
 /** The events of one recorded row, in order. */
 export function traceEvents(strace: string, fixture: TraceFixture, opts: TraceOptions = {}): SyscallEvent[] {
     const procs = new Map<number, Proc>();
     const pending = new Map<number, string>();
+    const rewrites: ProcRewrite[] = [...(opts.rewrite ?? []), ...(opts.reparent ? [opts.reparent] : [])];
     const events: SyscallEvent[] = [];
     const kp = typeof fixture.kernelParent === "string" ? { comm: fixture.kernelParent, exe: "", ppid: 2 } : fixture.kernelParent;
     const kthreadd: Proc = { pid: 2, comm: "kthreadd", exepath: "", argv: [], env: [], cwd: "/" };
@@ -208,15 +236,50 @@ export function traceEvents(strace: string, fixture: TraceFixture, opts: TraceOp
             // /proc/self/exe (runc re-executing itself as `runc init`) is the process's own executable (the comm
             // is the kernel's basename of the path, "exe"); the recorder's readlink of that path named its own.
             if (file !== "/proc/self/exe") proc.exepath = fixture.exepaths[file] ?? file;
-            const rp = opts.reparent;
-            if (rp && proc.exepath === rp.exepath && proc.parent?.exepath !== rp.exepath)
-                proc.parent = { pid: -2, parent: proc.parent, comm: rp.parentName.slice(0, 15), exepath: rp.parentExepath, argv: [], env: [], cwd: "/" };
+            const recorded = proc.exepath;
+            for (const rw of rewrites) {
+                if (recorded !== rw.exepath || proc.parent?.exepath === rw.exepath || proc.parent?.exepath === rw.as?.exepath) continue;
+                if (rw.parentExepath)
+                    proc.parent = {
+                        pid: -2, parent: proc.parent, comm: (rw.parentName ?? path.posix.basename(rw.parentExepath)).slice(0, 15),
+                        exepath: rw.parentExepath, argv: [], env: [], cwd: "/", container: rw.container,
+                    };
+                if (rw.as) {
+                    proc.exepath = rw.as.exepath;
+                    proc.comm = rw.as.name.slice(0, 15);
+                }
+                if (rw.container) proc.container = rw.container;
+            }
         }
         if (type === "chdir" && res === 0) proc.cwd = normalize(path.posix.resolve(proc.cwd, cString(args[0])));
         if (type === "fchdir" && res === 0) proc.cwd = fdPath(args[0]) ?? proc.cwd;
         events.push({ type, pid, res, args, retPath: retAnnot, proc: snapshot(proc), cwd: proc.cwd, comms: comms(), line: raw });
     }
+    resolveHandleOpens(events);
     return events;
+}
+
+/**
+ * open_by_handle_at: Falco's exit event carries the opened file's path (events.md: `FSPATH path`, read from the
+ * kernel's file at the syscall's exit), but strace 6.1 prints no path for the fd it returns. strace -y prints the
+ * fd's path (from /proc/<pid>/fd, the same kernel file) wherever the fd is an argument later, so the path is taken
+ * from the process's next call on that fd number (the row's snippet closes the fd for that purpose), provided the
+ * number was not reused by another open in between.
+ */
+function resolveHandleOpens(events: SyscallEvent[]): void {
+    events.forEach((e, k) => {
+        if (e.type !== "open_by_handle_at" || e.res < 0 || e.retPath !== undefined) return;
+        const fdArg = new RegExp(`^${e.res}<(.*)>$`);
+        for (const later of events.slice(k + 1)) {
+            if (later.pid !== e.pid) continue;
+            if (OPENS.has(later.type) && later.res === e.res) return;
+            const hit = later.args.map((a) => fdArg.exec(a)).find(Boolean);
+            if (hit) {
+                e.retPath = hit[1];
+                return;
+            }
+        }
+    });
 }
 
 // --- fields --------------------------------------------------------------------------------------------------
@@ -393,7 +456,12 @@ export function syscallExtractor(e: SyscallEvent): Extractor {
             case "proc.ppid":
                 return p.parent ? String(p.parent.pid) : undefined;
             case "container.id":
-                return "host";
+                return p.container?.id ?? "host";
+            case "container.image.repository":
+                // The plugin has no image for host processes (the field is empty there).
+                return p.container?.imageRepository;
+            case "proc.is_exe_upper_layer":
+                return String(p.container?.exeUpperLayer === true);
             default:
                 throw new Error(`the syscall model does not extract ${field}`);
         }

@@ -109,3 +109,37 @@ export function unitLines(text: string): UnitLine[] {
     });
     return out;
 }
+
+/**
+ * The `Environment=` assignments systemd itself parsed from a unit file: systemd's `--test` mode loads the unit
+ * with the real parser (systemd/systemd src/core/load-fragment.c `config_parse_environ`: unquoting, C escapes,
+ * specifiers) and dumps it, `Environment: NAME=value` one per line. `--test` refuses to run as root ("Don't run
+ * test mode as root"), so as root it runs as `nobody` (through setpriv), and the unit's directory must be readable
+ * by it. The unit is found through SYSTEMD_UNIT_PATH (the directory, then the defaults).
+ */
+export function parsedEnvironment(unitPath: string): string[] {
+    const dir = path.dirname(unitPath);
+    const name = path.basename(unitPath);
+    // Our temporary directories are 0700: open them (up to the system's temp directory) for `nobody` to read.
+    for (let d = dir; d.startsWith(os.tmpdir() + path.sep); d = path.dirname(d)) fs.chmodSync(d, (fs.statSync(d).mode & 0o7777) | 0o005);
+    fs.chmodSync(unitPath, 0o644);
+    const systemd = ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"].find((p) => fs.existsSync(p));
+    if (!systemd) throw new Error("no systemd binary (apt-get install systemd)");
+    const argv = [systemd, "--test", "--system", `--unit=${name}`, "--no-pager"];
+    const asRoot = process.getuid?.() === 0;
+    const r = spawnSync(asRoot ? "setpriv" : argv[0], asRoot ? ["--reuid=65534", "--regid=65534", "--clear-groups", "--", ...argv] : argv.slice(1), {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SYSTEMD_UNIT_PATH: `${dir}:`, SYSTEMD_PAGER: "", SYSTEMD_COLORS: "0", LC_ALL: "C.UTF-8" },
+        maxBuffer: 64 * 1024 * 1024,
+    });
+    if (r.error) throw new Error(`cannot run ${argv[0]} --test: ${r.error.message}`);
+    // The dump lists every unit of the initial transaction; ours is the block after its "-> Unit <name>:" line.
+    const lines = r.stdout.split("\n");
+    const start = lines.findIndex((l) => l.trim() === `-> Unit ${name}:`);
+    if (start < 0) throw new Error(`systemd --test did not dump ${name} (status ${r.status}):\n${r.stderr.slice(-2000)}`);
+    const end = lines.findIndex((l, i) => i > start && /^\t-> Unit /.test(l));
+    return lines
+        .slice(start + 1, end < 0 ? undefined : end)
+        .map((l) => /^\t\tEnvironment: (.*)$/.exec(l)?.[1])
+        .filter((v): v is string => v !== undefined);
+}

@@ -757,6 +757,22 @@ static int syslog_level(const char *priority)
 }
 
 /* falco_formats::format_event + the outputs: one line to every enabled output (stdout, syslog, file). */
+/*
+ * The hostname Falco reports: FALCO_HOSTNAME when set, else the kernel hostname. For the JSON `hostname` of alerts
+ * and internal events, falcosecurity/falco userspace/falco/app/actions/init_outputs.cpp (init_outputs); for the
+ * `evt.hostname` field, falcosecurity/libs userspace/libscap/linux/scap_linux_platform.c (scap_gethostname), which
+ * Falco builds with SCAP_HOSTNAME_ENV_VAR "FALCO_HOSTNAME" (falcosecurity/falco cmake/modules/falcosecurity-libs.cmake).
+ */
+static void reported_hostname(char *buf, size_t size)
+{
+	const char *env = getenv("FALCO_HOSTNAME");
+
+	if (env)
+		snprintf(buf, size, "%s", env);
+	else
+		gethostname(buf, size - 1);
+}
+
 static void emit_event(const struct config *cfg, const struct event *e)
 {
 	struct timespec now;
@@ -766,7 +782,7 @@ static void emit_event(const struct config *cfg, const struct event *e)
 	int json = cfg_bool(cfg, "json_output", 0);
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	gethostname(host, sizeof host - 1);
+	reported_hostname(host, sizeof host);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(iso, sizeof iso, "%s.%09ldZ", day, now.tv_nsec);
@@ -866,7 +882,7 @@ static void emit_metrics_snapshot(const struct config *cfg, long long start_ns)
 	const char *kind = cfg_str(cfg, "engine.kind", "modern_ebpf");
 
 	uname(&u);
-	gethostname(host, sizeof host - 1);
+	reported_hostname(host, sizeof host);
 	buf_add(&f, "{\"evt.hostname\":");
 	buf_json_str(&f, host);
 	buf_add(&f, ",\"evt.source\":\"syscall\",\"evt.time\":%lld,\"falco.duration_sec\":%lld,\"falco.host_boot_ts\":%lld,"
