@@ -221,9 +221,35 @@ keep_original() {
     cp -p -- "$path" "$copy"
 }
 
-# Remove our file at $1, or put back the original it replaced.
+# The md5 dpkg records for conffile $1 of the installed falco package (empty when it is none of its conffiles).
+falco_conffile_md5() {
+    local name sum
+    have_executable dpkg-query || return 0
+    # shellcheck disable=SC2016 # dpkg-query's own ${field} syntax, not shell
+    while read -r name sum _; do
+        if [[ $name == "$1" ]]; then
+            printf '%s' "$sum"
+            return 0
+        fi
+    done < <(dpkg-query -W -f='${Conffiles}\n' falco 2>/dev/null || true)
+    return 0
+}
+
+# Remove our file at $1, or put back the original it replaced. When the package was upgraded while the file was
+# ours, dpkg kept our file and put the new version's beside it as $1.dpkg-dist (--force-confold: dpkg(1)): that,
+# when it is what the installed package ships (dpkg's conffile md5), is put back rather than the older version's.
 release_path() {
-    local path=$1 original=$STATE_DIR/originals/files$1
+    local path=$1 original=$STATE_DIR/originals/files$1 shipped line
+    if [[ -f $path.dpkg-dist ]]; then
+        shipped=$(falco_conffile_md5 "$path")
+        line=$(md5sum -- "$path.dpkg-dist")
+        if [[ -n $shipped && ${line%% *} == "$shipped" ]]; then
+            log "restoring $path as the installed falco package ships it (from $path.dpkg-dist)"
+            mv -f -- "$path.dpkg-dist" "$path"
+            rm -f -- "$original"
+            return 0
+        fi
+    fi
     if [[ -f $original ]]; then
         log "restoring $path as it was before falco-nodes"
         cp -p -- "$original" "$path$STAGE_SUFFIX"
