@@ -26,6 +26,7 @@ import {
     httpOutputNeedsUrl,
     ResolvedHostSettings,
 } from "../host/settings";
+import { loginLockoutProblem } from "../host/hardening";
 import { resolveHostSettingsMemo } from "../host/settingsMemo";
 import {
     AlertingSettings,
@@ -555,7 +556,7 @@ export function parseStackConfig(source: StackConfigSource, options: ParseOption
                     key: `${at}.ssh.hostKey`,
                     message: "required: pin the server's host key (its /etc/ssh/ssh_host_ed25519_key.pub, checked out of band), or set falco-nodes:ssh.allowUnpinnedHostKeys: true in a lab",
                 });
-            if (loginUser === "root" && resolved?.hardening.sshd.enabled && !resolved.hardening.sshd.permitRootLogin)
+            if (loginUser === "root" && resolved && loginLockoutProblem(resolved, loginUser))
                 problems.push({
                     key: `${at}.ssh.user`,
                     message: "is root, but the sshd hardening (on by default) sets PermitRootLogin no and would lock the next converge out: log in as a sudo user, or set falco.hardening.sshd.permitRootLogin: true",

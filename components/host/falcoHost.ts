@@ -11,6 +11,7 @@ import { createHash } from "crypto";
 import { CONVERGE_MARKER_ENV, CONVERGE_MARKER_VALUE } from "../rules";
 import { falcoHostname, hostnameProblem, NodeIdentity } from "../shared/hostname";
 import { Bundle, renderBundle } from "./bundle";
+import { assertLoginKeepsAccess } from "./hardening";
 import { UNIT_NAME } from "./paths";
 import { HostSettings, HostSettingsError, httpOutputNeedsUrl, ResolvedHostSettings } from "./settings";
 import { resolveHostSettingsMemo } from "./settingsMemo";
@@ -278,6 +279,7 @@ export class FalcoHost extends pulumi.ComponentResource {
         const hasSecretUrl = args.secrets?.httpOutputUrl !== undefined;
         const missingUrl = httpOutputNeedsUrl(settings, hasSecretUrl);
         if (missingUrl) throw new HostSettingsError([{ key: "outputs.http", message: missingUrl }]);
+        assertLoginKeepsAccess(settings, args.connection.user);
         // Render without secrets: the plain hash (known at preview), and the script itself when there is no secret.
         const plain = renderPlainBundle(settings, node, hasSecretUrl);
         const installScript = hasSecretUrl

@@ -12,7 +12,7 @@
  */
 import { commentLines } from "./comments";
 import { SSHD_DROPIN_PATH, SYSCTL_PATH } from "./paths";
-import { PerfEventParanoid, ResolvedHostSettings } from "./settings";
+import { HostSettingsError, PerfEventParanoid, ResolvedHostSettings } from "./settings";
 
 /** One sysctl setting. */
 export interface SysctlEntry {
@@ -536,4 +536,35 @@ export function renderSshdConfig(s: ResolvedHostSettings): string | undefined {
     for (const e of entries) out.push("", ...commentLines(e.why), `${e.key} ${e.value}`);
     out.push(...notSetLines(SSHD_NOT_SET));
     return out.join("\n") + "\n";
+}
+
+// --- the connecting user -----------------------------------------------------------------------------------
+
+/**
+ * Why logging in as `user` (the SSH connection's user; `root` when unset, as FalcoHost defaults it) would lock
+ * the next converge and `pulumi destroy` out once the sshd drop-in is in place; undefined when it would not. Pure:
+ * the same check for FalcoHost and the stack parser. The host script checks the merged candidate again with
+ * `sshd -T -C user=...` before reloading sshd, which also covers the host's own configuration.
+ */
+export function loginLockoutProblem(s: ResolvedHostSettings, user: string | undefined): { key: string; message: string } | undefined {
+    if ((user ?? "root") !== "root") return undefined;
+    const permit = sshdEntries(s).find((e) => e.key.toLowerCase() === "permitrootlogin")?.value.toLowerCase();
+    if (permit === undefined || ["yes", "prohibit-password", "without-password"].includes(permit)) return undefined;
+    return {
+        key: "hardening.sshd.permitRootLogin",
+        message:
+            `the connection logs in as root (connection.user ${user === undefined ? "is unset and defaults to root" : "is root"}), ` +
+            `but the sshd hardening sets PermitRootLogin ${permit}, which would lock the next converge and pulumi destroy out: ` +
+            "log in as a sudo user (connection.user), or set hardening.sshd.permitRootLogin: true (root with a key only)",
+    };
+}
+
+/**
+ * Throws HostSettingsError when `user` would be locked out (loginLockoutProblem). A user known only at deploy time
+ * (an Output) cannot be checked here; the host script's `sshd -T` check refuses the drop-in then.
+ */
+export function assertLoginKeepsAccess(s: ResolvedHostSettings, user: unknown): void {
+    if (user !== undefined && typeof user !== "string") return;
+    const problem = loginLockoutProblem(s, user);
+    if (problem) throw new HostSettingsError([problem]);
 }

@@ -27,6 +27,7 @@ export const SCRIPT_PARTS: readonly string[] = [
     "units.sh",
     "sshd.sh",
     "firewall.sh",
+    "transaction.sh",
     "uninstall.sh",
 ];
 

@@ -332,7 +332,7 @@ describe("AwsFalcoNode", () => {
 
         it("a FalcoHost on its own still uninstalls (only AwsFalcoNode opts out)", async () => {
             const { FalcoHost } = await import("../../components/host/falcoHost");
-            const host = new FalcoHost("byo", { connection: { host: "10.0.0.9", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIByo" } });
+            const host = new FalcoHost("byo", { connection: { host: "10.0.0.9", user: "admin", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIByo" } });
             await outputOf(host.falcoVersion);
             await settled(mocks);
             const [cmd] = destroy(initialState(mocks.resources)).steps.filter((s) => s.type === T.command) as Extract<Step, { op: "delete" }>[];

@@ -29,13 +29,14 @@ import { outputOf, Recorded, settled, setupMocks } from "../support/mocks";
 import { AptRepo, startAptRepo } from "./aptRepo";
 import { tail } from "./exec";
 import { aptSettings, bundleFor, filesDiffering, filesForHost } from "./host";
+import { e2eDebian, skipUnlessRelease } from "./artifacts";
 import { startVm, Vm } from "./vm";
 
 const COMMAND = "command:remote:Command";
 const rule = (tag: string) =>
     [`- rule: e2e engine probe (${tag})`, "  desc: changed by the engine suite", `  condition: evt.type = open and fd.name = /etc/e2e-engine-${tag}`, `  output: "engine probe ${tag} (file=%fd.name)"`, "  priority: WARNING", ""].join("\n");
 
-describe("e2e: FalcoHost under the engine's update, replace, rename and destroy sequences (Debian 12 VM)", function () {
+describe(`e2e: FalcoHost under the engine's update, replace, rename and destroy sequences (${e2eDebian().title} VM)`, function () {
     this.bail(true);
     let repo: AptRepo;
     let vm: Vm;
@@ -85,6 +86,7 @@ describe("e2e: FalcoHost under the engine's update, replace, rename and destroy 
     }
 
     before(async function () {
+        skipUnlessRelease(this, ["bookworm"], "the engine's step sequences");
         this.timeout(15 * 60_000);
         repo = await startAptRepo();
         vm = await startVm({ guestHttpPort: repo.server.port });

@@ -210,6 +210,23 @@ describe("FalcoHost", () => {
         assert.throws(() => new FalcoHost("nourl", args({ outputs: { http: { enabled: true } } })), /outputs\.http.*set outputs\.http\.url/);
     });
 
+    it("refuses to log in as root (the default user) while the sshd hardening would lock root out", () => {
+        const { user: _, ...withoutUser } = args().connection;
+        const lockout = /invalid host setting hardening\.sshd\.permitRootLogin: the connection logs in as root .*PermitRootLogin no.*log in as a sudo user \(connection\.user\), or set hardening\.sshd\.permitRootLogin: true/;
+        assert.throws(() => new FalcoHost("root-default", args({}, { connection: withoutUser })), lockout);
+        assert.throws(() => new FalcoHost("root", args({}, { connection: { ...withoutUser, user: "root" } })), lockout);
+        // An override that keeps root out the same way is caught too.
+        assert.throws(
+            () => new FalcoHost("root-override", args({ hardening: { sshd: { permitRootLogin: true, overrides: { PermitRootLogin: "forced-commands-only" } } } }, { connection: withoutUser })),
+            /PermitRootLogin forced-commands-only/,
+        );
+        // Root with a key only, no sshd hardening, or a sudo user: accepted.
+        new FalcoHost("root-key", args({ hardening: { sshd: { permitRootLogin: true } } }, { connection: withoutUser }));
+        new FalcoHost("root-nohardening", args({ hardening: { sshd: { enabled: false } } }, { connection: withoutUser }));
+        new FalcoHost("root-dropped", args({ hardening: { sshd: { overrides: { PermitRootLogin: null } } } }, { connection: withoutUser }));
+        new FalcoHost("sudo-user", args());
+    });
+
     it("parses the converge report only from a JSON last line", () => {
         assert.deepEqual(parseConvergeReport(`x\n${JSON.stringify(report)}\n`), report);
         assert.equal(parseConvergeReport("no json here"), undefined);

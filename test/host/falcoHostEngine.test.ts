@@ -118,7 +118,9 @@ describe("FalcoHost under the engine's step rules", () => {
     });
 
     it("a user change that needs sudo changes the strings too, still an update", async () => {
-        const d = await change({ connection: { user: "root" } }, { connection: { user: "admin" } });
+        // Root may log in (key only) where the hardening allows it; by default FalcoHost refuses root (lockout).
+        const rootOk: HostSettings = { hardening: { sshd: { permitRootLogin: true } } };
+        const d = await change({ connection: { user: "root" }, settings: rootOk }, { connection: { user: "admin" }, settings: rootOk });
         const step = commandSteps(d.steps)[0] as Extract<Step, { op: "update" }>;
         assert.equal(step.op, "update");
         assert.match(str(step.olds, "update"), /^env /);
@@ -231,7 +233,7 @@ describe("FalcoHost under the engine's step rules", () => {
 
     it("uninstallOnDelete: false registers no delete command (pulumi-command's Delete then runs nothing)", async () => {
         const mocks = setupMocks({ strictCalls: true });
-        const host = new FalcoHost("kept", { connection: { host: "10.0.0.5", hostKey: HOST_KEY }, uninstallOnDelete: false });
+        const host = new FalcoHost("kept", { connection: { host: "10.0.0.5", user: "admin", hostKey: HOST_KEY }, uninstallOnDelete: false });
         await outputOf(host.falcoVersion);
         await settled(mocks);
         const del = commandSteps(destroy(initialState(mocks.resources)).steps)[0] as Extract<Step, { op: "delete" }>;

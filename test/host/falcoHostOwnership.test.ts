@@ -28,7 +28,12 @@ describe("FalcoHost's engine sequences on a sandboxed host", function () {
 
     async function program(name: string, items: string, extra: { stack?: string; opts?: pulumi.ComponentResourceOptions } = {}): Promise<Recorded[]> {
         const mocks = setupMocks({ stack: extra.stack ?? "test", strictCalls: true });
-        const settings: HostSettings = { install: { source: "preinstalled", binaryPath: sb.falco }, rules: { custom: { mine: RULE(items) } } };
+        // The sandbox runs the command strings as root (no sudo): root logs in with a key, as the hardening allows.
+        const settings: HostSettings = {
+            install: { source: "preinstalled", binaryPath: sb.falco },
+            rules: { custom: { mine: RULE(items) } },
+            hardening: { sshd: { permitRootLogin: true } },
+        };
         const host = new FalcoHost(name, { connection: { host: "10.0.0.5", user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISandbox" }, settings }, extra.opts);
         await outputOf(host.falcoVersion);
         await settled(mocks);

@@ -1,6 +1,6 @@
 /**
  * Runs the real generated host script, as root, without touching this machine: each run happens in a private
- * mount namespace (and an empty network namespace) where /etc and /var/lib are overlays whose writes land in the
+ * mount namespace (and an empty network and a private pid namespace) where /etc and /var/lib are overlays whose writes land in the
  * sandbox's own directories, /run is a fresh tmpfs (with /run/systemd/system, so the script sees a systemd host,
  * unless asked not to), and /usr/local/sbin (first on the script's fixed PATH) holds fakes of systemctl,
  * journalctl, sysctl, sshd, curl, falcoctl, nft and cloud-init that keep their state in the sandbox. Falco itself is the
@@ -14,6 +14,12 @@
  * - falco `--dry-run` fails (LOAD_ERR_COMPILE_CONDITION, exit 1) when a config or rules file it loads contains
  *   STANDIN-INVALID;
  * - `systemctl restart` fails when any file under /etc/falco contains FAIL_AT_START;
+ * - `curl .../healthz` fails while the state has `healthz-dead` (a SIGSTOPped Falco: the unit stays active); a
+ *   `systemctl restart` of our unit clears it (systemd's stop sends SIGTERM then SIGCONT, so the stopped process
+ *   dies and a fresh one answers);
+ * - any fake systemctl/sysctl call whose arguments start with the state's `kill-at` content SIGKILLs its caller
+ *   (the converge shell) instead of acting: a converge cut off at that step, as by a dropped connection or a
+ *   power loss, with no trap run;
  * - `sshd -t` fails when any file under /etc/ssh/sshd_config.d contains BadDirective;
  * - `falcoctl artifact install` writes a small fake file per reference (`lib<name>.so` for `.../plugin/<name>`,
  *   `k8s_audit_rules.yaml` for `.../ruleset/k8saudit`), and fails when the state has `falcoctl-fail`. Like the
@@ -88,15 +94,26 @@ for tool in $HIDE; do
         if [[ -e $dir/$tool ]]; then mount --bind /dev/null "$dir/$tool"; fi
     done
 done
+# Not exec'd: this shell stays PID 1 of the sandbox's pid namespace (the kernel ignores SIGKILL sent to its own
+# namespace's init), so a fake can kill the script as a dropped connection would.
 case $MODE in
-stdin) exec bash -s -- "$@" <"$SCRIPT" ;;
-file) exec bash "$SCRIPT" "$@" ;;
-nobody) exec setpriv --reuid=65534 --regid=65534 --clear-groups bash -s -- "$@" <"$SCRIPT" ;;
+stdin) bash -s -- "$@" <"$SCRIPT" ;;
+file) bash "$SCRIPT" "$@" ;;
+nobody) setpriv --reuid=65534 --regid=65534 --clear-groups bash -s -- "$@" <"$SCRIPT" ;;
 esac
+`;
+
+const KILL_AT = String.raw`if [[ -s $S/kill-at && "$*" == "$(<"$S/kill-at")"* ]]; then
+    rm -f -- "$S/kill-at"
+    printf 'killed at: %s\n' "$*" >>"$S/killed.log"
+    kill -KILL "$PPID"
+    exit 1
+fi
 `;
 
 const FAKE_SYSTEMCTL = String.raw`#!/bin/bash
 S=__STATE__
+${KILL_AT}
 printf '%s\n' "$*" >>"$S/systemctl.log"
 verb="" units=()
 while (($#)); do
@@ -110,7 +127,9 @@ done
 u=${"${"}units[0]:-}
 case $verb in
 show)
-    # Like systemctl show -p LoadState -p ActiveState: a block per unit, in order, blank lines between.
+    # Like systemctl show -p LoadState -p ActiveState -p UnitFileState (systemd's src/systemctl/systemctl-show.c
+    # prints the asked properties of each unit as Key=value lines, a blank line between units): a block per unit,
+    # in order.
     sep=""
     search="/etc/systemd/system.control /run/systemd/system.control /run/systemd/transient /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system"
     for u in "${"${"}units[@]}"; do
@@ -125,6 +144,10 @@ show)
         elif [[ -n $frag || -e $S/package-units/$u ]]; then echo LoadState=loaded
         else echo LoadState=not-found; fi
         if [[ -e $S/active/$u ]]; then echo ActiveState=active; else echo ActiveState=inactive; fi
+        if [[ -e $S/masked/$u ]]; then echo UnitFileState=masked
+        elif [[ -e $S/enabled/$u ]]; then echo UnitFileState=enabled
+        elif [[ -e /etc/systemd/system/$u || -e $S/package-units/$u ]]; then echo UnitFileState=disabled
+        else echo UnitFileState=; fi
         if [[ $u == falco-nodes.service && -n $frag ]]; then
             echo "FragmentPath=$frag"
             echo "DropInPaths=${"${"}drop[*]}"
@@ -145,6 +168,13 @@ disable) for u in "${"${"}units[@]}"; do rm -f "$S/enabled/$u" "$S/active/$u"; d
 mask) for u in "${"${"}units[@]}"; do touch "$S/masked/$u"; done ;;
 unmask) for u in "${"${"}units[@]}"; do rm -f "$S/masked/$u"; done ;;
 daemon-reload | reset-failed | reload) ;;
+stop) for u in "${"${"}units[@]}"; do rm -f "$S/active/$u"; done ;;
+start)
+    # systemctl start of a masked unit fails: "Unit X is masked." (exit 1)
+    for u in "${"${"}units[@]}"; do
+        if [[ -e $S/masked/$u ]]; then echo "Failed to start $u: Unit $u is masked." >&2; exit 1; fi
+        touch "$S/active/$u"
+    done ;;
 restart)
     [[ -e /etc/systemd/system/$u ]] || { echo "Unit $u not found." >&2; exit 5; }
     if grep -rqs FAIL_AT_START /etc/falco; then
@@ -152,6 +182,7 @@ restart)
         echo "Job for $u failed because the control process exited with error code." >&2
         exit 1
     fi
+    if [[ $u == falco-nodes.service ]]; then rm -f "$S/healthz-dead"; fi
     touch "$S/active/$u" ;;
 *) echo "fake systemctl: unsupported: $verb" >&2; exit 1 ;;
 esac
@@ -181,6 +212,8 @@ printf '%s\n' "-- fake journal ($*) --" "falco[42]: FAIL_AT_START found: exiting
 `;
 
 const FAKE_SYSCTL = String.raw`#!/bin/bash
+S=__STATE__
+${KILL_AT}
 printf '%s\n' "$*" >>__STATE__/sysctl.log
 `;
 
@@ -194,7 +227,7 @@ fi
 
 const FAKE_CURL = String.raw`#!/bin/bash
 printf '%s\n' "$*" >>__STATE__/curl.log
-[[ -e __STATE__/active/falco-nodes.service ]]
+[[ -e __STATE__/active/falco-nodes.service && ! -e __STATE__/healthz-dead ]]
 `;
 
 /** cloud-init: `status --wait` exits with the code in the state's `cloud-init-rc` (default 0, i.e. done). */
@@ -443,7 +476,9 @@ export class HostSandbox {
         const net = options.netns ? ["nsenter", `--net=${options.netns}`, "unshare"] : ["unshare", "--net"];
         const r = spawnSync(
             net[0],
-            [...net.slice(1), "--mount", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
+            // A pid namespace of its own (and its /proc): the script looks up its process tree for the SSH
+            // connection it runs in, and must not find the one this test process may run under.
+            [...net.slice(1), "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "bash", "-c", WRAPPER, "sandbox", this.root, file,
                 options.mode ?? "stdin", options.systemd === false ? "no" : "yes", (options.hide ?? []).join(" "), ...(options.args ?? [])],
             { encoding: "utf8", timeout: 180_000 },
         );

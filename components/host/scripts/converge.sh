@@ -14,6 +14,7 @@
 #   units.sh      the package's units, our unit's health, the rollback
 #   sshd.sh       validating and reloading sshd
 #   firewall.sh   the k8saudit webhook's nftables allowlist
+#   transaction.sh what a converge found, put back when it fails, finished when it was interrupted
 #   uninstall.sh  taking it all away again
 #
 # How it arrives: components/host/installScript.ts concatenates this file and the parts above (in SCRIPT_PARTS'
@@ -70,6 +71,10 @@ readonly HEALTH_TIMEOUT_SECONDS=90
 readonly CANARY_TIMEOUT_SECONDS=60
 # A fresh cloud instance may still be running cloud-init (users, packages, sshd keys) when SSH first answers.
 readonly CLOUD_INIT_TIMEOUT_SECONDS=900
+# unattended-upgrades may hold the dpkg lock on a fresh cloud host for minutes: apt waits this long for it.
+readonly APT_LOCK_TIMEOUT_SECONDS=600
+# The record of a converge in progress (transaction.sh), below STATE_DIR.
+readonly PENDING_FILE_NAME=pending
 
 # What a bundle parameter, path and unit name may look like.
 readonly RE_PATH='^/[A-Za-z0-9._@/-]+$'
@@ -94,6 +99,14 @@ die() {
     exit 1
 }
 
+# A converge that fails after its first change puts the host back as it found it (transaction.sh).
+on_exit() {
+    local rc=$?
+    if ((rc != 0)) && [[ ${TXN:-closed} == open && ${SIGNALLED:-false} == false ]]; then rollback_converge; fi
+    cleanup
+    exit "$rc"
+}
+
 cleanup() {
     local staged
     restart_unit_stopped_for_install
@@ -101,7 +114,10 @@ cleanup() {
     if [[ -n $WORK ]]; then rm -rf -- "$WORK"; fi
     # A run that failed before writing any state leaves no empty state directory behind. (With a manifest the
     # directory is not empty: no rmdir process to find that out.)
-    if [[ ! -e $STATE_DIR/manifest ]]; then rmdir -- "$STATE_DIR" 2>/dev/null || true; fi
+    if [[ ! -e $STATE_DIR/manifest ]]; then
+        remove_created_dirs
+        rmdir -- "$STATE_DIR" 2>/dev/null || true
+    fi
 }
 
 # --- shared helpers -----------------------------------------------------------------------------------------
@@ -130,13 +146,17 @@ print_report() {
 
 # --- converge -----------------------------------------------------------------------------------------------
 
+# shellcheck disable=SC2034 # the transaction's state (TXN, FOUND_*, U_*) is read by transaction.sh
 converge() {
     local restart=false
-    # shellcheck disable=SC2034 # systemd's view of our unit: set by mask_package_units, read by check_unit_drift (units.sh)
+    # shellcheck disable=SC2034 # systemd's view of our unit: read by check_unit_drift (units.sh)
     CHANGED=false RESTARTED=false NEED_DAEMON_RELOAD=false UNIT_ACTIVE_STATE="" UNIT_LOAD_STATE="" DRIFT_REPAIRED=false
     # shellcheck disable=SC2034
     UNIT_FRAGMENT="" UNIT_DROPINS=() UNIT_EXEC=""
+    TXN=closed RESUMED=false FILES_SAVED=false PENDING_GROUPS=" " FOUND_VERSION="" FOUND_SOURCES=""
+    U_NAMES=() U_LOAD=() U_ACTIVE=() U_FILE=() CUR_LOAD=()
 
+    # Checks: nothing on the host changes before these pass.
     unpack_bundle
     load_params
     check_bundle_arg
@@ -148,18 +168,39 @@ converge() {
     choose_driver
     plan_install
     check_k8saudit_host
+    read_pending
+    read_unit_states
+    if [[ $RESUMED == false ]]; then FOUND_VERSION=${INSTALLED_VERSION:-}; fi
 
+    # The package and the artifacts (staged: nothing Falco uses changes until the swap).
+    if [[ $NEED_INSTALL == true ]]; then begin_changes; fi
     ensure_falco
     ensure_kmod_module
-    mask_package_units
     ensure_k8saudit_artifacts
 
     select_files
     read_host_manifest
     plan_changes
-    if group_changed falco || [[ $NEED_INSTALL == true || $ARTIFACTS_REPAIRED == true ]]; then validate_falco_config; fi
+    # An interrupted converge's groups count as changed: their restart, reload or apply never happened.
+    CHANGED_GROUPS+=${PENDING_GROUPS# }
+    if [[ $NEED_INSTALL == true ]]; then CHANGED_GROUPS+="package "; fi
+    if [[ $ARTIFACTS_REPAIRED == true ]]; then CHANGED_GROUPS+="artifacts "; fi
+    if group_changed falco || group_changed package || group_changed artifacts; then validate_falco_config; fi
     if group_changed sshd; then validate_sshd; fi
     if group_changed firewall; then validate_firewall; fi
+
+    # A restart is the only reliable way to apply config (SIGHUP is ignored by Falco 0.42-0.44), so it
+    # happens exactly when Falco's files, unit or binary changed, or when Falco is not running healthy.
+    if group_changed falco || group_changed unit || group_changed unit-dropin-perf || group_changed package || group_changed artifacts; then
+        restart=true
+    elif [[ $UNIT_ACTIVE_STATE != active ]]; then
+        log "$P_UNIT_NAME is not active"
+        restart=true
+    elif ! falco_healthy_now; then
+        warn "$P_UNIT_NAME is active but not healthy (/healthz does not answer: hung or stopped): restarting it"
+        restart=true
+    fi
+    if [[ $restart == true || $CHANGED_GROUPS != " " ]]; then record_groups; fi
 
     # A boot unit must be disabled while its file still exists.
     if group_removed firewall-unit; then systemctl disable --quiet -- "$P_FW_UNIT" 2>/dev/null || true; fi
@@ -169,6 +210,7 @@ converge() {
 
     if group_changed sysctl; then apply_sysctl; fi
     if ! systemctl is-enabled --quiet -- "$P_UNIT_NAME"; then
+        begin_changes
         log "enabling $P_UNIT_NAME"
         systemctl --no-reload enable --quiet -- "$P_UNIT_NAME"
         NEED_DAEMON_RELOAD=true
@@ -177,22 +219,16 @@ converge() {
     # One reload for everything (masks, unit files, enablement): each costs seconds on a busy or emulated host.
     if group_changed unit || group_changed unit-dropin-perf || group_changed firewall-unit || group_changed canary || [[ $NEED_DAEMON_RELOAD == true ]]; then
         systemctl daemon-reload
-        check_unit_drift reread
-    else
-        check_unit_drift cached
     fi
+    check_unit_drift reread
     ensure_canary_timer
     apply_firewall
     if group_changed sshd; then reload_sshd; fi
-    # A restart is the only reliable way to apply config (SIGHUP is ignored by Falco 0.42-0.44), so it
-    # happens exactly when Falco's files, unit or binary changed, or when Falco is not running.
-    if group_changed falco || group_changed unit || group_changed unit-dropin-perf || [[ $NEED_INSTALL == true || $ARTIFACTS_REPAIRED == true || $DRIFT_REPAIRED == true ]]; then
-        restart=true
-    elif [[ $UNIT_ACTIVE_STATE != active ]] && ! systemctl is-active --quiet -- "$P_UNIT_NAME"; then
-        log "$P_UNIT_NAME is not active"
-        restart=true
-    fi
+    # Unit drift (a shadowing unit file, a foreign drop-in, a preloading manager environment) is repaired above
+    # and needs a restart to take effect.
+    if [[ $DRIFT_REPAIRED == true ]]; then restart=true; fi
     if [[ $restart == true ]]; then
+        stop_package_units
         log "restarting $P_UNIT_NAME"
         RESTARTED=true CHANGED=true
         if ! systemctl restart -- "$P_UNIT_NAME"; then rollback_and_fail; fi
@@ -203,9 +239,12 @@ converge() {
         # Nothing changed, so there is nothing to roll back to: a running Falco that detects nothing is an error.
         die "$P_UNIT_NAME is running but reported no detection canary alert within ${CANARY_TIMEOUT_SECONDS}s: its event source or outputs are stalled (see journalctl -u $P_UNIT_NAME); restart it"
     fi
+    # Only now that ours runs healthy: the package's units are masked.
+    mask_package_units
     if group_removed firewall; then remove_firewall_table; fi
 
     write_state
+    commit_changes
     log "converged: Falco $P_VERSION, driver $DRIVER, $([[ $CHANGED == true ]] && printf changed || printf 'nothing to change')"
     print_report
 }
@@ -226,8 +265,9 @@ main() {
     # converge checks every filesystem its files land on once the bundle is unpacked (require_space_for_files).
     if [[ $action == converge ]]; then require_space /var "$MIN_FREE_VAR_MIB"; else require_space /etc "$MIN_FREE_ETC_MIB"; fi
     take_lock
-    trap cleanup EXIT
-    trap 'exit 130' INT TERM HUP
+    trap on_exit EXIT
+    # A signal (an SSH drop is a SIGHUP) leaves the transaction's record: the next converge finishes it.
+    trap 'SIGNALLED=true; exit 130' INT TERM HUP
     "$action"
 }
 

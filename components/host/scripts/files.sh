@@ -125,14 +125,14 @@ validate_falco_config() {
         rm -f -- "$candidate/$rel"
         cp -- "${F_SRC[i]}" "$candidate/$rel"
     done
-    [[ -d $P_FALCO_DIR ]] || install -d -m 0755 -- "$P_FALCO_DIR"
+    make_dir 0755 "$P_FALCO_DIR"
     log "validating the new configuration with $P_BINARY --dry-run"
     # shellcheck disable=SC2016 # positional parameters of the inner shell
     if ! out=$(unshare --mount --propagation private -- bash -c \
         'mount --bind -- "$1" "$2" && exec "$3" -c "$4" --dry-run -o "engine.kind=$5"' \
         falco-nodes-validate "$candidate" "$P_FALCO_DIR" "$P_BINARY" "$P_FALCO_MAIN" "$DRIVER" 2>&1); then
         printf '%s\n' "$out" >&2
-        die "Falco rejected the new configuration (falco --dry-run output above); nothing was changed: Falco keeps running with its current configuration"
+        die "Falco rejected the new configuration (falco --dry-run output above); $(unchanged_note)"
     fi
     # Falco only warns when falco.yaml fails its own schema (a misspelled extraConfig key is silently ignored).
     if grep -q "schema validation: failed" <<<"$out"; then
@@ -141,16 +141,31 @@ validate_falco_config() {
     fi
 }
 
-# Keep every managed file as it is now (the set that was running), so a Falco that fails to come up can get it back.
+# Keep every managed file as it is now (the set that was running), so a failed converge can put it back. Finishing
+# an interrupted converge, the files it saved are the ones to go back to: only paths they lack are added.
 save_last_good() {
-    local dir="$STATE_DIR/last-good" next="$STATE_DIR/last-good.next" i
+    local dir="$STATE_DIR/last-good" next="$STATE_DIR/last-good.next" i group path
+    local -A saved=()
     rm -rf -- "$next"
-    mkdir -p -- "$next/files"
-    : >"$next/manifest"
-    for i in "${!F_PATH[@]}"; do save_one "$next" "${F_GROUP[i]}" "${F_PATH[i]}"; done
-    for i in "${!R_PATH[@]}"; do save_one "$next" "${R_GROUP[i]}" "${R_PATH[i]}"; done
+    if [[ $FILES_SAVED == true && -f $dir/manifest ]]; then
+        cp -a -- "$dir" "$next"
+        while IFS=$'\t' read -r _ _ path; do saved[$path]=1; done <"$next/manifest"
+    else
+        mkdir -p -- "$next/files"
+        : >"$next/manifest"
+    fi
+    for i in "${!F_PATH[@]}"; do
+        group=${F_GROUP[i]} path=${F_PATH[i]}
+        if [[ -z ${saved[$path]:-} ]]; then save_one "$next" "$group" "$path"; fi
+    done
+    for i in "${!R_PATH[@]}"; do
+        group=${R_GROUP[i]} path=${R_PATH[i]}
+        if [[ -z ${saved[$path]:-} ]]; then save_one "$next" "$group" "$path"; fi
+    done
     rm -rf -- "$dir"
     mv -- "$next" "$dir"
+    FILES_SAVED=true
+    write_pending
 }
 
 save_one() {
@@ -165,8 +180,35 @@ save_one() {
 }
 
 ensure_parent_dir() {
-    local parent=${1%/*}
-    [[ -d $parent ]] || install -d -m 0755 -o root -g root -- "$parent"
+    make_dir 0755 "${1%/*}"
+}
+
+# A directory (and any missing parent) with mode $1, root-owned. Each directory it creates is recorded in
+# $STATE_DIR/created-dirs, so an uninstall (or the rollback of a first converge) removes the ones it leaves empty
+# and no other: a directory that was there before is never ours.
+make_dir() {
+    local mode=$1 dir=$2 missing=()
+    while [[ -n $dir && ! -d $dir ]]; do
+        missing=("$dir" "${missing[@]}")
+        dir=${dir%/*}
+    done
+    for dir in "${missing[@]}"; do
+        install -d -m "$mode" -o root -g root -- "$dir"
+        if [[ -d $STATE_DIR ]] && ! grep -qxsF -- "$dir" "$STATE_DIR/created-dirs"; then printf '%s\n' "$dir" >>"$STATE_DIR/created-dirs"; fi
+    done
+}
+
+# The directories make_dir created that are empty now go, deepest first; those still holding something stay
+# recorded (someone else's files, or ours of a converge that is still in place).
+remove_created_dirs() {
+    local file=$STATE_DIR/created-dirs dir dirs=() kept=""
+    [[ -f $file ]] || return 0
+    mapfile -t dirs < <(sort -u -- "$file" | sort -r)
+    for dir in "${dirs[@]}"; do
+        [[ $dir =~ $RE_PATH && $dir != *..* && -d $dir ]] || continue
+        if rmdir -- "$dir" 2>/dev/null; then log "removing the directory $dir (created by falco-nodes, now empty)"; else kept+="$dir"$'\n'; fi
+    done
+    if [[ -n $kept ]]; then printf '%s' "$kept" >"$file"; else rm -f -- "$file"; fi
 }
 
 # A file that was there before falco-nodes first wrote the path (the package's falco.yaml, a conffile) is kept
@@ -179,9 +221,35 @@ keep_original() {
     cp -p -- "$path" "$copy"
 }
 
-# Remove our file at $1, or put back the original it replaced.
+# The md5 dpkg records for conffile $1 of the installed falco package (empty when it is none of its conffiles).
+falco_conffile_md5() {
+    local name sum
+    have_executable dpkg-query || return 0
+    # shellcheck disable=SC2016 # dpkg-query's own ${field} syntax, not shell
+    while read -r name sum _; do
+        if [[ $name == "$1" ]]; then
+            printf '%s' "$sum"
+            return 0
+        fi
+    done < <(dpkg-query -W -f='${Conffiles}\n' falco 2>/dev/null || true)
+    return 0
+}
+
+# Remove our file at $1, or put back the original it replaced. When the package was upgraded while the file was
+# ours, dpkg kept our file and put the new version's beside it as $1.dpkg-dist (--force-confold: dpkg(1)): that,
+# when it is what the installed package ships (dpkg's conffile md5), is put back rather than the older version's.
 release_path() {
-    local path=$1 original=$STATE_DIR/originals/files$1
+    local path=$1 original=$STATE_DIR/originals/files$1 shipped line
+    if [[ -f $path.dpkg-dist ]]; then
+        shipped=$(falco_conffile_md5 "$path")
+        line=$(md5sum -- "$path.dpkg-dist")
+        if [[ -n $shipped && ${line%% *} == "$shipped" ]]; then
+            log "restoring $path as the installed falco package ships it (from $path.dpkg-dist)"
+            mv -f -- "$path.dpkg-dist" "$path"
+            rm -f -- "$original"
+            return 0
+        fi
+    fi
     if [[ -f $original ]]; then
         log "restoring $path as it was before falco-nodes"
         cp -p -- "$original" "$path$STAGE_SUFFIX"
@@ -232,7 +300,7 @@ swap_in_changes() {
 
 apply_sysctl() {
     local i
-    for i in "${C_INDEX[@]}"; do
+    for i in "${!F_PATH[@]}"; do
         [[ ${F_GROUP[i]} == sysctl ]] || continue
         sysctl -q -p "${F_PATH[i]}" || warn "sysctl could not apply every key of ${F_PATH[i]} (above); the rest is applied"
     done
@@ -244,17 +312,27 @@ apply_sysctl() {
     done
 }
 
+# Two files with the same content (one sha256sum process for both).
+same_content() {
+    local sums=()
+    mapfile -t sums < <(sha256sum -- "$1" "$2" 2>/dev/null)
+    ((${#sums[@]} == 2)) && [[ ${sums[0]%% *} == "${sums[1]%% *}" ]]
+}
+
 restore_last_good() {
     local group state path sshd_touched=false
     [[ -f $STATE_DIR/last-good/manifest ]] || return 0
     while IFS=$'\t' read -r group state path; do
         [[ $path =~ $RE_PATH && $path != *..* ]] || continue
         if [[ $state == present ]]; then
+            # A file this converge did not change stays as it is (no sshd reload or sysctl apply for it).
+            if [[ -f $path ]] && same_content "$STATE_DIR/last-good/files$path" "$path"; then continue; fi
             cp -p -- "$STATE_DIR/last-good/files$path" "$path$STAGE_SUFFIX"
             mv -f -- "$path$STAGE_SUFFIX" "$path"
             if [[ $group == sysctl ]]; then sysctl -q -p "$path" || true; fi
             if [[ $group == firewall ]]; then nft -f "$path" || true; fi
         else
+            if [[ ! -e $path && ! -L $path ]]; then continue; fi
             rm -f -- "$path"
         fi
         if [[ $group == sshd ]]; then sshd_touched=true; fi

@@ -9,7 +9,7 @@ validate_firewall() {
         [[ ${F_GROUP[i]} == firewall ]] || continue
         if ! out=$(nft -c -f "${F_SRC[i]}" 2>&1); then
             printf '%s\n' "$out" >&2
-            die "nft rejected the k8saudit firewall ruleset (output above; check k8sAudit.allowedSources); nothing was changed"
+            die "nft rejected the k8saudit firewall ruleset (output above; check k8sAudit.allowedSources); $(unchanged_note)"
         fi
     done
 }

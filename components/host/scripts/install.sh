@@ -71,6 +71,7 @@ plan_install() {
     case $P_SOURCE in
     preinstalled)
         [[ -f $P_BINARY && -x $P_BINARY ]] || die "install.binaryPath $P_BINARY is not an executable file (install.source: preinstalled); nothing was changed"
+        check_root_only_path "$P_BINARY" "install.binaryPath"
         ;;
     *)
         read_installed_package
@@ -114,11 +115,126 @@ fetch_pinned_key() {
     [[ -s $WORK/falco.gpg ]] || die "could not export key $P_KEY_FPR"
 }
 
+# Root runs $1 (setting $2): it must be root-owned and writable by root alone, and so must every directory above
+# it and above what it resolves to through symlinks, or whoever can write there decides what root runs. A sticky
+# root-owned directory (/tmp) is fine above a root-owned entry: only root may rename or remove that entry there.
+check_root_only_path() {
+    local path=$1 key=$2 real dir meta uid mode dirs=()
+    real=$(readlink -f -- "$path") || die "$key $path cannot be resolved; nothing was changed"
+    dir=$real
+    while [[ -n $dir ]]; do
+        dirs+=("$dir")
+        dir=${dir%/*}
+    done
+    dir=${path%/*}
+    while [[ -n $dir ]]; do
+        dirs+=("$dir")
+        dir=${dir%/*}
+    done
+    dirs+=(/)
+    for dir in "${dirs[@]}"; do
+        meta=$(stat -L -c '%u %a' -- "$dir") || die "$key: cannot stat $dir; nothing was changed"
+        uid=${meta%% *} mode=${meta#* }
+        if [[ $uid != 0 ]]; then
+            die "$key $path: $dir is owned by uid $uid, not root, so someone other than root could change what converge runs as root: make it and every directory above it root-owned (chown root:root) and writable by root only (chmod go-w); nothing was changed"
+        fi
+        if (((8#$mode & 8#022) != 0)) && ! [[ -d $dir && -k $dir && $dir != "$real" && $dir != "$path" ]]; then
+            die "$key $path: $dir is writable by others (mode $mode), so someone other than root could change what converge runs as root: make it and every directory above it writable by root only (chmod go-w); nothing was changed"
+        fi
+    done
+}
+
 apt_install() {
     # FALCO_DRIVER_CHOICE=none: the package's postinst neither picks a driver nor enables its own units.
+    # --no-remove: an install that would remove any package fails instead. DPkg::Lock::Timeout: wait for the dpkg
+    # lock (unattended-upgrades on a fresh cloud host) instead of failing at once.
     FALCO_FRONTEND=noninteractive FALCO_DRIVER_CHOICE=none FALCOCTL_ENABLED=no DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends --allow-downgrades --allow-change-held-packages \
+        apt-get install -y -q --no-install-recommends --no-remove --allow-downgrades --allow-change-held-packages \
+        -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_SECONDS" \
         -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef "$@" </dev/null
+}
+
+# apt-mark under the same lock wait (it takes dpkg's lock to write selections).
+apt_mark() {
+    apt-mark -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_SECONDS" "$@" >/dev/null
+}
+
+# apt-get update, waiting for apt's lists lock (apt-daily) as apt_install waits for dpkg's: apt-get update fails
+# at once when another apt holds the lists lock, so retry while that is the reason, up to the same timeout.
+apt_update() {
+    local out rc deadline=$((SECONDS + APT_LOCK_TIMEOUT_SECONDS))
+    while :; do
+        rc=0
+        out=$(apt-get update -q -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_SECONDS" "$@" </dev/null 2>&1) || rc=$?
+        if ((rc == 0)) || [[ $out != *"Could not get lock"* ]] || ((SECONDS >= deadline)); then break; fi
+        log "waiting for another apt to release its lock (apt-get update)"
+        sleep 5
+    done
+    printf '%s\n' "$out" >&2
+    return "$rc"
+}
+
+# A version change needs a way back to the version installed now: its package is kept under
+# $STATE_DIR/rollback-package (from apt's cache or downloaded from the repository) before the new one goes in.
+# Without one, converge refuses to change the version: a failure could not be undone.
+prepare_way_back() {
+    local dir=$STATE_DIR/rollback-package cached
+    [[ -n $FOUND_VERSION && $FOUND_VERSION != "$P_VERSION" ]] || return 0
+    case $PKG_FAMILY in
+    debian)
+        if compgen -G "$dir/falco_*.deb" >/dev/null; then return 0; fi
+        install -d -m 0700 -- "$dir"
+        for cached in /var/cache/apt/archives/falco_"${FOUND_VERSION//:/%3a}"_*.deb; do
+            if [[ -f $cached ]]; then
+                cp -- "$cached" "$dir/"
+                return 0
+            fi
+        done
+        if [[ $P_SOURCE == apt ]] && (cd -- "$dir" && apt-get download -q "falco=$FOUND_VERSION" </dev/null >&2); then return 0; fi
+        rm -rf -- "$dir"
+        ;;
+    rpm)
+        if "$(rpm_tool)" -q list --showduplicates "falco-$FOUND_VERSION" >/dev/null 2>&1; then return 0; fi
+        ;;
+    esac
+    die "refusing to move Falco from $FOUND_VERSION to $P_VERSION: there is no way back to $FOUND_VERSION (neither apt's cache nor install.repoUrl has its package), so a failed converge could not restore it. Offer $FOUND_VERSION in the repository (or put its package in /var/cache/apt/archives), or uninstall first; Falco $FOUND_VERSION keeps running"
+}
+
+# From the rollback: the falco package as found (the version kept by prepare_way_back; none: removed again).
+restore_package() {
+    local deb
+    read_installed_package
+    [[ $INSTALLED_VERSION != "$FOUND_VERSION" ]] || return 0
+    umask 022
+    if [[ -z $FOUND_VERSION ]]; then
+        log "removing the falco package this converge installed (the host had none)"
+        if [[ $PKG_FAMILY == debian ]]; then
+            apt_mark unhold falco || true
+            DEBIAN_FRONTEND=noninteractive apt-get purge -y -q -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_SECONDS" falco </dev/null >&2
+        else
+            "$(rpm_tool)" -y -q remove falco </dev/null >&2
+        fi
+    else
+        log "reinstalling falco $FOUND_VERSION (found installed) in place of $INSTALLED_VERSION"
+        if [[ $PKG_FAMILY == debian ]]; then
+            for deb in "$STATE_DIR"/rollback-package/falco_*.deb; do
+                [[ -f $deb ]] || continue
+                apt_install "$deb" >&2 && apt_mark hold falco
+                umask 077
+                read_installed_package
+                # An explicit status: a bare `return` in a function the EXIT trap runs returns the status of the
+                # command that failed before the trap (bash(1), SHELL BUILTIN COMMANDS, return), not of the test.
+                if [[ $INSTALLED_VERSION == "$FOUND_VERSION" ]]; then return 0; fi
+                return 1
+            done
+            apt_install "falco=$FOUND_VERSION" >&2 && apt_mark hold falco
+        else
+            "$(rpm_tool)" -y -q downgrade "falco-$FOUND_VERSION" </dev/null >&2 || "$(rpm_tool)" -y -q install "falco-$FOUND_VERSION" </dev/null >&2
+        fi
+    fi
+    umask 077
+    read_installed_package
+    [[ $INSTALLED_VERSION == "$FOUND_VERSION" ]]
 }
 
 rpm_install() {
@@ -141,14 +257,15 @@ install_from_apt() {
     printf 'deb [signed-by=%s] %s stable main\n' "$APT_KEYRING" "$P_REPO_URL" >"$WORK/falco.list"
     install -m 0644 -o root -g root -- "$WORK/falco.list" "$APT_SOURCE"
     # Only Falco's repository: fast, and no other list on the host moves.
-    apt-get update -q -o Dir::Etc::sourcelist="$APT_SOURCE" -o Dir::Etc::sourceparts=- \
-        -o APT::Get::List-Cleanup=0 </dev/null || die "apt-get update of $P_REPO_URL (install.repoUrl) failed"
+    apt_update -o Dir::Etc::sourcelist="$APT_SOURCE" -o Dir::Etc::sourceparts=- \
+        -o APT::Get::List-Cleanup=0 || die "apt-get update of $P_REPO_URL (install.repoUrl) failed"
+    prepare_way_back
     if ! apt_install "falco=$P_VERSION"; then
         log "retrying with all package lists refreshed (Falco's dependencies may be missing)"
-        apt-get update -q </dev/null || die "apt-get update failed"
+        apt_update || die "apt-get update failed"
         apt_install "falco=$P_VERSION" || die "apt-get could not install falco=$P_VERSION from $P_REPO_URL (falcoVersion, install.repoUrl)"
     fi
-    apt-mark hold falco >/dev/null
+    apt_mark hold falco
 }
 
 # The yum/dnf repository file: packages (gpgcheck=1) and the repository metadata (repo_gpgcheck=1: upstream signs
@@ -172,6 +289,7 @@ install_from_rpm() {
     fi
     rpm_repo_file >"$WORK/falco.repo"
     install -m 0644 -o root -g root -- "$WORK/falco.repo" "$RPM_REPO"
+    prepare_way_back
     rpm_install "falco-$P_VERSION" || die "could not install falco-$P_VERSION from $P_REPO_URL (falcoVersion, install.repoUrl)"
 }
 
@@ -184,9 +302,10 @@ install_from_package_file() {
     sum=${sum%% *}
     [[ $sum == "$P_PACKAGE_SHA256" ]] ||
         die "install.packageFile $P_PACKAGE_FILE has sha256 $sum, not $P_PACKAGE_SHA256 (install.packageSha256); refusing"
+    prepare_way_back
     if [[ $copy == *.deb ]]; then
         apt_install "$copy" || die "apt-get could not install $P_PACKAGE_FILE"
-        apt-mark hold falco >/dev/null
+        apt_mark hold falco
     else
         rpm_install "$copy" || die "could not install $P_PACKAGE_FILE"
     fi
@@ -215,7 +334,7 @@ ensure_falco() {
     if [[ $P_SOURCE != preinstalled && $PKG_FAMILY == debian ]]; then
         if [[ $NEED_INSTALL == true ]]; then read_installed_package; fi
         if [[ $INSTALLED_SELECTION != hold ]]; then
-            apt-mark hold falco >/dev/null
+            apt_mark hold falco
             CHANGED=true
         fi
     fi

@@ -34,7 +34,7 @@ ensure_k8saudit_artifacts() {
     local i file name ref target tmp
     ARTIFACTS_REPAIRED=false
     ((${#ART_FILES[@]})) || return 0
-    install -d -m 0700 -o root -g root -- "$P_ARTIFACTS_DIR"
+    make_dir 0700 "$P_ARTIFACTS_DIR"
     for i in "${!ART_FILES[@]}"; do
         file=${ART_FILES[i]} ref=${ART_REFS[i]}
         name=${file#*/} target="$P_ARTIFACTS_DIR/${file%%/*}"

@@ -91,7 +91,7 @@ os_family() {
     local key value words=() more=() word
     [[ -r /etc/os-release ]] || {
         printf unknown
-        return
+        return 0
     }
     while IFS='=' read -r key value; do
         value=${value#[\"\']}
@@ -105,11 +105,11 @@ os_family() {
         case $word in
         debian | ubuntu)
             printf debian
-            return
+            return 0
             ;;
         rhel | fedora | centos | rocky | almalinux | alma | amzn | ol)
             printf rpm
-            return
+            return 0
             ;;
         esac
     done
@@ -133,7 +133,7 @@ os_id() {
             [[ $key == ID ]] || continue
             value=${value#[\"\']}
             printf '%s' "${value%[\"\']}"
-            return
+            return 0
         done </etc/os-release
     fi
     printf 'none'

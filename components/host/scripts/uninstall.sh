@@ -101,24 +101,35 @@ uninstall_owned() {
     return 1
 }
 
+# A converge that was interrupted after it began swapping files (its record is still there) put files in place that
+# no manifest lists: put back the files it saved, so the manifest of the last finished converge is the whole truth.
+undo_interrupted_converge() {
+    [[ -f $STATE_DIR/$PENDING_FILE_NAME ]] || return 0
+    if grep -qx 'files-saved' -- "$STATE_DIR/$PENDING_FILE_NAME"; then
+        log "an earlier converge was interrupted: putting back the files it replaced before uninstalling"
+        restore_last_good
+    fi
+    rm -f -- "$STATE_DIR/$PENDING_FILE_NAME"
+}
+
 # shellcheck disable=SC2153 # O_* and B_* are set by read_host_manifest (files.sh) and read_bundle_manifest (bundle.sh)
 uninstall() {
     local i group path purged=false sshd_touched=false sysctl_touched=false unit
     local -A seen=()
     local U_GROUP=() U_PATH=() masked=()
 
-    WORK=$(mktemp -d)
-    mkdir -- "$WORK/bundle"
-    falco_nodes_payload | tar -xzf - -C "$WORK/bundle" --no-same-owner --no-same-permissions ||
-        die "could not unpack the bundle (truncated or damaged script?); nothing was changed"
+    # The bundle may carry secrets: unpacked in root's own state directory (0700), not /tmp; the EXIT trap
+    # removes it on every path, and the rm -rf of $STATE_DIR below on success.
+    unpack_bundle
     load_params
     check_bundle_arg
     if ! uninstall_owned; then return 0; fi
     read_bundle_manifest
+    undo_interrupted_converge
     read_host_manifest
-    # Ours: what the last converge recorded, plus everything this bundle could have put here.
+    # Ours: exactly what the last finished converge recorded. A path the bundle names but the host manifest does not
+    # (a converge that failed and was rolled back, or never ran) is the package's or an admin's: it stays.
     for i in "${!O_PATH[@]}"; do U_GROUP+=("${O_GROUP[i]}") U_PATH+=("${O_PATH[i]}"); done
-    for i in "${!B_PATH[@]}"; do U_GROUP+=("${B_GROUP[i]}") U_PATH+=("${B_PATH[i]}"); done
 
     if [[ $(systemctl show -p LoadState --value -- "$P_UNIT_NAME" 2>/dev/null || true) != not-found ]]; then
         log "stopping and disabling $P_UNIT_NAME"
@@ -155,7 +166,7 @@ uninstall() {
     if [[ $P_SOURCE != preinstalled && -n $(package_version) ]]; then
         # The hold/versionlock is ours: release it whether or not the package goes.
         if [[ $PKG_FAMILY == debian ]]; then
-            apt-mark unhold falco >/dev/null 2>&1 || true
+            apt_mark unhold falco 2>/dev/null || true
         elif "$(rpm_tool)" versionlock list >/dev/null 2>&1; then
             "$(rpm_tool)" -q versionlock delete falco >/dev/null 2>&1 || true
         fi
@@ -163,7 +174,7 @@ uninstall() {
             log "purging the falco package (install.purgeOnUninstall)"
             umask 022
             if [[ $PKG_FAMILY == debian ]]; then
-                DEBIAN_FRONTEND=noninteractive apt-get purge -y -q falco </dev/null
+                DEBIAN_FRONTEND=noninteractive apt-get purge -y -q -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_SECONDS" falco </dev/null
             else
                 "$(rpm_tool)" -y -q remove falco </dev/null
             fi
@@ -185,6 +196,8 @@ uninstall() {
     if ((${#masked[@]} > 0)); then systemctl --no-reload unmask --quiet -- "${masked[@]}" 2>/dev/null || true; fi
     systemctl daemon-reload
     systemctl reset-failed -- "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}" >/dev/null 2>&1 || true
+    restore_package_units_found
+    remove_created_dirs
     rm -rf -- "$STATE_DIR"
 
     log "uninstalled (package purged: $purged)"

@@ -2,28 +2,17 @@
 # falco-nodes host script, units: the package's units, our unit's health, and the rollback when Falco does not come up.
 # A part of the one script components/host/installScript.ts assembles (see converge.sh); not run on its own.
 
-# The package's own units would run a second, unhardened Falco: mask them (only those present and not masked).
-# One `systemctl show` for all of them and --no-reload on disable/mask: each systemd reload costs seconds on a
-# busy or emulated host, so converge reloads once, later (NEED_DAEMON_RELOAD).
-# The same `systemctl show` also reads our unit's ActiveState (UNIT_ACTIVE_STATE), so that a no-op converge
-# asks systemd once, not twice.
-# shellcheck disable=SC2034 # CHANGED, NEED_DAEMON_RELOAD and UNIT_ACTIVE_STATE are read by converge (converge.sh)
+# The package's own units would run a second, unhardened Falco: mask them (only those present and not masked),
+# once ours runs healthy, so a converge that fails never leaves a host with neither. Their states come from the
+# one `systemctl show` of read_unit_states (transaction.sh); --no-reload on disable/mask and one daemon-reload
+# after: each reload costs seconds on a busy or emulated host.
+# shellcheck disable=SC2034 # CHANGED is read by converge (converge.sh)
 mask_package_units() {
-    local unit line k=0 i=0 lines=() load=() active=() to_mask=()
-    # A block of Key=value lines per unit, in the order asked, blocks separated by a blank line.
-    mapfile -t lines < <(systemctl show -p LoadState -p ActiveState -p FragmentPath -p DropInPaths -p ExecStart -- "$P_UNIT_NAME" "${PACKAGE_UNITS[@]}" 2>/dev/null || true)
-    for line in "${lines[@]}"; do
-        case $line in
-        "") k=$((k + 1)) ;;
-        LoadState=*) load[k]=${line#LoadState=} ;;
-        ActiveState=*) active[k]=${line#ActiveState=} ;;
-        *) ((k > 0)) || unit_view_line "$line" ;;
-        esac
-    done
-    UNIT_ACTIVE_STATE=${active[0]:-} UNIT_LOAD_STATE=${load[0]:-}
-    for unit in "${PACKAGE_UNITS[@]}"; do
-        i=$((i + 1))
-        [[ ${load[i]:-} == loaded ]] || continue
+    local unit k to_mask=()
+    for k in "${!U_NAMES[@]}"; do
+        ((k > 0)) || continue
+        unit=${U_NAMES[k]}
+        [[ ${CUR_LOAD[k]:-} == loaded ]] || continue
         log "masking the package's $unit (Falco runs as $P_UNIT_NAME)"
         to_mask+=("$unit")
     done
@@ -35,7 +24,8 @@ mask_package_units() {
             printf '%s\n' "$unit" >>"$STATE_DIR/masked-units"
         fi
     done
-    NEED_DAEMON_RELOAD=true
+    record_package_units_found
+    systemctl daemon-reload
     CHANGED=true
 }
 
@@ -97,6 +87,19 @@ check_unit_drift() {
     fi
 }
 
+# Before ours starts: a package unit that runs a Falco is stopped (two would fight over the driver and the
+# webserver port). Not disabled or masked yet: a failed converge starts it again (restore_unit_states).
+stop_package_units() {
+    local k to_stop=()
+    for k in "${!U_NAMES[@]}"; do
+        ((k > 0)) || continue
+        if [[ ${CUR_LOAD[k]:-} == loaded && ${U_ACTIVE[k]:-} != inactive ]]; then to_stop+=("${U_NAMES[k]}"); fi
+    done
+    ((${#to_stop[@]} > 0)) || return 0
+    log "stopping the package's ${to_stop[*]} (until $P_UNIT_NAME runs healthy, when they are masked)"
+    systemctl stop -- "${to_stop[@]}" 2>/dev/null || true
+}
+
 healthz_ok() {
     [[ $P_WEBSERVER == true ]] || return 0
     if ! command -v curl >/dev/null 2>&1; then return 0; fi
@@ -134,6 +137,7 @@ check_canary() {
     since=$(date +%s)
     if [[ -n $P_CANARY_FILE && -f $P_CANARY_FILE ]]; then size=$(stat -c %s -- "$P_CANARY_FILE"); fi
     if [[ ! -e $P_CANARY_PATH ]]; then
+        # Below /run (emptied at every boot): not recorded as created, as make_dir would.
         install -d -m 0755 -- "$dir"
         : >"$P_CANARY_PATH"
     fi
@@ -167,19 +171,52 @@ ensure_canary_timer() {
     fi
 }
 
-# rollback_and_fail [WHY]: the last good files back, Falco restarted on them, and a clear error.
+# Is the running Falco healthy now? /healthz must answer (a SIGSTOPped or hung Falco is `active` to systemd but
+# answers nothing); one retry, so a single slow answer is not taken for a hang. Without the webserver (or curl)
+# systemd's `active` is all there is to go by.
+falco_healthy_now() {
+    healthz_ok && return 0
+    sleep 2
+    healthz_ok
+}
+
+# Falco's log stays on the host: it holds alerts with command lines (root-only there), and this output goes to
+# Pulumi's and CI's logs. The EXIT trap then puts back what this converge changed (rollback_converge).
+# rollback_and_fail [WHY]
 rollback_and_fail() {
-    local journal why=${1:-"did not become healthy within ${HEALTH_TIMEOUT_SECONDS}s"}
-    journal=$(journalctl -u "$P_UNIT_NAME" -n 30 --no-pager 2>&1 || true)
-    warn "$P_UNIT_NAME $why: restoring the last good files"
-    restore_last_good
-    systemctl daemon-reload
-    if [[ -f $P_UNIT_PATH ]]; then
-        systemctl restart -- "$P_UNIT_NAME" || true
-    else
-        systemctl disable --now --quiet -- "$P_UNIT_NAME" 2>/dev/null || true
-        systemctl reset-failed -- "$P_UNIT_NAME" 2>/dev/null || true
+    die "$P_UNIT_NAME ${1:-"did not come up healthy with the new bundle within ${HEALTH_TIMEOUT_SECONDS}s"}; its log stays on the host: run journalctl -u $P_UNIT_NAME -n 50 there as root. Putting back the previous files, package and units (below); fix the settings and converge again"
+}
+
+# How the package's units were before converge first masked them (enabled? running?), kept for uninstall:
+# $STATE_DIR/package-units-found, one "unit<TAB>UnitFileState<TAB>ActiveState" line per unit, the first record
+# of a unit kept.
+record_package_units_found() {
+    local k file=$STATE_DIR/package-units-found line have=" "
+    if [[ -f $file ]]; then
+        while IFS=$'\t' read -r line _; do have+="$line "; done <"$file"
     fi
-    printf '%s\n' "--- journalctl -u $P_UNIT_NAME -n 30 ---" "$journal" >&2
-    die "Falco did not come up with the new bundle (journal above); the previous files were restored. Fix the settings and converge again"
+    for k in "${!U_NAMES[@]}"; do
+        ((k > 0)) || continue
+        [[ ${CUR_LOAD[k]:-} == loaded && $have != *" ${U_NAMES[k]} "* ]] || continue
+        printf '%s\t%s\t%s\n' "${U_NAMES[k]}" "${U_FILE[k]:--}" "${U_ACTIVE[k]:-inactive}" >>"$file"
+    done
+}
+
+# Uninstall: the package's units as converge found them (unmasked by then): enabled again if they were, and
+# started again if they were running. A unit the package no longer has (purged) is skipped.
+restore_package_units_found() {
+    local file=$STATE_DIR/package-units-found unit state active
+    [[ -f $file ]] || return 0
+    while IFS=$'\t' read -r unit state active; do
+        [[ $unit =~ $RE_UNIT ]] || continue
+        [[ $(systemctl show -p LoadState --value -- "$unit" 2>/dev/null || true) == loaded ]] || continue
+        if [[ $state == enabled ]]; then
+            log "enabling the package's $unit again (it was enabled before falco-nodes)"
+            systemctl enable --quiet -- "$unit" || warn "could not enable $unit"
+        fi
+        if [[ $active == active ]]; then
+            log "starting the package's $unit again (it was running before falco-nodes)"
+            systemctl start -- "$unit" || warn "could not start $unit"
+        fi
+    done <"$file"
 }
