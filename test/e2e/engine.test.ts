@@ -27,7 +27,7 @@ import { HostSettings } from "../../components/host/settings";
 import { commandRun, destroy, StateResource, Step, up } from "../support/engine";
 import { outputOf, Recorded, settled, setupMocks } from "../support/mocks";
 import { AptRepo, startAptRepo } from "./aptRepo";
-import { tail } from "./exec";
+import { stopAtFirstFailure, tail } from "./exec";
 import { aptSettings, bundleFor, filesDiffering, filesForHost } from "./host";
 import { e2eDebian, skipUnlessRelease } from "./artifacts";
 import { startVm, Vm } from "./vm";
@@ -37,7 +37,7 @@ const rule = (tag: string) =>
     [`- rule: e2e engine probe (${tag})`, "  desc: changed by the engine suite", `  condition: evt.type = open and fd.name = /etc/e2e-engine-${tag}`, `  output: "engine probe ${tag} (file=%fd.name)"`, "  priority: WARNING", ""].join("\n");
 
 describe(`e2e: FalcoHost under the engine's update, replace, rename and destroy sequences (${e2eDebian().title} VM)`, function () {
-    this.bail(true);
+    stopAtFirstFailure();
     let repo: AptRepo;
     let vm: Vm;
     let perfDropIn = false;

@@ -234,3 +234,19 @@ export function pidAlive(pid: number): boolean {
         return false;
     }
 }
+
+/**
+ * For a suite whose steps build on each other: after its first failure, its remaining tests are skipped. Not
+ * mocha's `this.bail(true)`: mocha skips every suite with bail set once the run has any failure at all
+ * (mocha 12 lib/runner.js, Runner#runSuite: `if (!total || (self.failures && suite._bail)) return fn()`), so one
+ * failing suite silently hid every later one (kmod and lifecycle did not run after a registry failure).
+ */
+export function stopAtFirstFailure(): void {
+    let failed = false;
+    beforeEach(function () {
+        if (failed) this.skip();
+    });
+    afterEach(function () {
+        if (this.currentTest?.state === "failed") failed = true;
+    });
+}

@@ -14,7 +14,7 @@ import { remoteShell } from "../../components/host/falcoHost";
 import { FALCO_CONFIG_DIR, FALCO_RULES_D, STATE_DIR, UNIT_NAME, UNIT_PATH } from "../../components/host/paths";
 import { FALCO_KEY_FINGERPRINT, HostSettings } from "../../components/host/settings";
 import { AptRepo, startAptRepo } from "./aptRepo";
-import { tail } from "./exec";
+import { stopAtFirstFailure, tail } from "./exec";
 import { aptSettings, bundleFor, convergeOk, filesDiffering, filesForHost, runHostScript, ScriptRun, sha256 } from "./host";
 import { e2eDebian } from "./artifacts";
 import { startVm, Vm } from "./vm";
@@ -24,7 +24,7 @@ const STAGED_DEB = `/var/tmp/falco_${VERSION}_amd64.deb`;
 const NO_SUDO_USER = "e2e-nosudo";
 
 describe(`e2e: bad inputs at the host fail clearly and leave nothing half-written (fresh ${e2eDebian().title} VM)`, function () {
-    this.bail(true);
+    stopAtFirstFailure();
     let repo: AptRepo;
     let vm: Vm;
     let debSha256: string;

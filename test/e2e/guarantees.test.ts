@@ -20,7 +20,7 @@ import { Bundle } from "../../components/host/bundle";
 import { PACKAGE_UNITS, SSHD_DROPIN_PATH, STATE_DIR, UNIT_NAME, UNIT_PATH } from "../../components/host/paths";
 import { HostSettings } from "../../components/host/settings";
 import { AptRepo, startAptRepo } from "./aptRepo";
-import { shQuote, tail } from "./exec";
+import { shQuote, stopAtFirstFailure, tail } from "./exec";
 import { aptSettings, bundleFor, convergeOk, filesDiffering, filesForHost, runHostScript, ScriptRun } from "./host";
 import { e2eDebian, skipUnlessRelease } from "./artifacts";
 import { startVm, Vm } from "./vm";
@@ -33,7 +33,7 @@ const rule = (tag: string, condition = `evt.type = open and fd.name = /etc/e2e-$
     `- rule: e2e probe ${tag}\n  desc: e2e\n  condition: ${condition}\n  output: "e2e ${tag} (file=%fd.name)"\n  priority: WARNING\n`;
 
 describe(`e2e: a converge never leaves a host worse than it found it (issue 13, ${e2eDebian().title} VM)`, function () {
-    this.bail(true);
+    stopAtFirstFailure();
     let repo: AptRepo;
     let vm: Vm;
     let perfDropIn = false;

@@ -17,7 +17,7 @@ import { STATE_DIR, UNIT_NAME } from "../../components/host/paths";
 import { HostSettings } from "../../components/host/settings";
 import { AptRepo, startAptRepo } from "./aptRepo";
 import { e2eDebian, ensureBaseImage } from "./artifacts";
-import { tail } from "./exec";
+import { stopAtFirstFailure, tail } from "./exec";
 import { aptSettings, bundleFor, convergeOk, runHostScript } from "./host";
 import { buildStandinKmod, FALCOCTL_STANDIN, imageKernelRelease } from "./kmod";
 import { startVm, Vm } from "./vm";
@@ -28,7 +28,7 @@ const NEWER = "0.44.2";
 const DRIVER_VERSION = "10.2.0+driver";
 
 describe(`e2e: the kmod driver's module on a ${e2eDebian().title} VM (converge, reboot, upgrade, uninstall; stand-in module and falcoctl)`, function () {
-    this.bail(true);
+    stopAtFirstFailure();
     let repo: AptRepo;
     let vm: Vm;
     let kr = "";

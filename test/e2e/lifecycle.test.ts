@@ -13,7 +13,7 @@ import { FALCO_MAIN_CONFIG, FALCO_RULES_D, PACKAGE_UNITS, STATE_DIR, SYSCTL_PATH
 import { HostSettings } from "../../components/host/settings";
 import { PERF_EVENT_PARANOID_DROPIN_PATH } from "../../components/host/unit";
 import { AptRepo, startAptRepo } from "./aptRepo";
-import { shQuote, tail, waitFor } from "./exec";
+import { shQuote, stopAtFirstFailure, tail, waitFor } from "./exec";
 import {
     aptSettings,
     bundleFor,
@@ -76,7 +76,7 @@ const PLAIN_PROPERTIES: Record<string, string> = {
 const REQUIRED_DIRECTIVES = ["CapabilityBoundingSet", "NoNewPrivileges", "ProtectSystem", "ProtectKernelModules", "PrivateDevices", "SystemCallFilter", "RestrictAddressFamilies"];
 
 describe(`e2e: host lifecycle on a ${e2eDebian().title} VM (apt install, converge, drift, hardening, uninstall)`, function () {
-    this.bail(true);
+    stopAtFirstFailure();
     let repo: AptRepo;
     let vm: Vm;
     let t0 = 0;
