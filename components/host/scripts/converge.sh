@@ -175,6 +175,7 @@ converge() {
     # The package and the artifacts (staged: nothing Falco uses changes until the swap).
     if [[ $NEED_INSTALL == true ]]; then begin_changes; fi
     ensure_falco
+    if [[ $NEED_INSTALL == true ]]; then read_unit_states installed; fi
     ensure_kmod_module
     ensure_k8saudit_artifacts
 

@@ -190,7 +190,9 @@ check_sshd_access() {
 }
 
 # Where this host's sshd is connected onward (a forwarded direct-tcpip channel: ProxyJump, ssh -L): established
-# TCP connections of sshd processes from a port sshd does not listen on. Empty when none, or without ss.
+# TCP connections of sshd processes from a port sshd does not listen on. Empty when none, or without ss. Since
+# OpenSSH 9.8 the per-connection process that opens the forwarded socket is `sshd-session` (openssh-portable
+# sshd-session.c, split from sshd.c in V_9_8_P1; Debian 13 ships 10.0), the listener still `sshd`.
 forwarded_connections() {
     local line local_addr peer listening=" " out=()
     have_executable ss || return 0
@@ -200,7 +202,7 @@ forwarded_connections() {
         listening+="${local_addr##*:} "
     done < <(ss -Htlnp 2>/dev/null || true)
     while read -r line; do
-        [[ $line == *'"sshd"'* ]] || continue
+        [[ $line == *'"sshd"'* || $line == *'"sshd-session"'* ]] || continue
         read -r _ _ local_addr peer _ <<<"$line" # with a state filter, no State column
         [[ $listening == *" ${local_addr##*:} "* ]] && continue
         out+=("$peer")

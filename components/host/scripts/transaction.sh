@@ -14,10 +14,13 @@
 # Everything in the record is data read with `read` and checked; nothing is eval'd.
 
 # FOUND_*: what this converge (or the interrupted one it finishes) found. One systemctl show for our unit and the
-# package's: U_NAMES[k] with U_LOAD, U_ACTIVE, U_FILE (found) and UNIT_ACTIVE_STATE (our unit, now).
+# package's: U_NAMES[k] with U_LOAD, U_ACTIVE, U_FILE (found), CUR_LOAD (now) and UNIT_ACTIVE_STATE (our unit, now).
+# `read_unit_states installed`, after this converge installed the package: the units it brought (not there when
+# converge began) are found as the package left them, and CUR_LOAD is read again, so they are masked once ours
+# runs (without it, the first converge of a fresh host masked nothing and the second did).
 # shellcheck disable=SC2034 # UNIT_ACTIVE_STATE is read by converge (converge.sh) and units.sh
 read_unit_states() {
-    local line k=0 lines=() load=() active=() ufile=()
+    local mode=${1:-found} line k=0 lines=() load=() active=() ufile=()
     U_NAMES=("$P_UNIT_NAME" "${PACKAGE_UNITS[@]}")
     # A block of Key=value lines per unit, in the order asked, blocks separated by a blank line.
     mapfile -t lines < <(systemctl show -p LoadState -p ActiveState -p UnitFileState -- "${U_NAMES[@]}" 2>/dev/null || true)
@@ -33,6 +36,15 @@ read_unit_states() {
     CUR_LOAD=()
     for k in "${!U_NAMES[@]}"; do CUR_LOAD[k]=${load[k]:-not-found}; done
     [[ $RESUMED == false ]] || return 0
+    if [[ $mode == installed ]]; then
+        for k in "${!U_NAMES[@]}"; do
+            if ((k == 0)) || [[ ${U_LOAD[k]:-not-found} != not-found ]]; then continue; fi
+            U_LOAD[k]=${load[k]:-not-found} U_ACTIVE[k]=${active[k]:-inactive} U_FILE[k]=${ufile[k]:-}
+            U_FILE[k]=${U_FILE[k]:--}
+        done
+        if [[ $TXN == open ]]; then write_pending; fi
+        return 0
+    fi
     U_LOAD=() U_ACTIVE=() U_FILE=()
     for k in "${!U_NAMES[@]}"; do
         U_LOAD[k]=${load[k]:-not-found} U_ACTIVE[k]=${active[k]:-inactive} U_FILE[k]=${ufile[k]:-}
