@@ -239,6 +239,34 @@ describe("converge.sh: the repository key pin (function run on its own)", () => 
     });
 });
 
+describe("sshd.sh: forwarded connections (function run on its own)", () => {
+    // A stand-in for iproute2's `ss` (misc/ss.c): -H drops the header; with a single `state` filter the State
+    // column is left out; the process column is users:(("<comm>",pid=N,fd=N)). Connections as a Debian 12
+    // (OpenSSH 9.2: the session process is "sshd") and a Debian 13 host (OpenSSH 10.0: "sshd-session") show them.
+    const forwarded = (established: string[]) => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "falco-nodes-ss-"));
+        const script = path.join(dir, "converge.sh");
+        fs.writeFileSync(script, CONVERGE_SCRIPT);
+        const listening = ['LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=500,fd=3))'];
+        const fake = `ss() { if [[ $* == *state* ]]; then printf '%s\\n' "$ESTABLISHED"; else printf '%s\\n' "$LISTENING"; fi; }; have_executable() { return 0; }`;
+        const r = spawnSync("bash", ["-c", `source "$1"; ${fake}; forwarded_connections`, "test", script], {
+            encoding: "utf8",
+            env: { ...process.env, LISTENING: listening.join("\n"), ESTABLISHED: established.join("\n") },
+        });
+        fs.rmSync(dir, { recursive: true, force: true });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout;
+    };
+    const operator = '0 0 10.0.2.15:22 10.0.2.2:50312 users:(("sshd-session",pid=801,fd=4))';
+
+    it("counts a ProxyJump channel of OpenSSH 10's sshd-session and of OpenSSH 9's sshd, not the operator's own connection", () => {
+        assert.equal(forwarded([operator]), "");
+        assert.equal(forwarded([operator, '0 0 127.0.0.1:41234 127.0.0.1:22 users:(("sshd-session",pid=812,fd=7))']), "127.0.0.1:22");
+        assert.equal(forwarded(['0 0 10.0.2.15:22 10.0.2.2:50312 users:(("sshd",pid=801,fd=4))', '0 0 10.0.0.5:40000 10.0.0.9:22 users:(("sshd",pid=812,fd=7))']), "10.0.0.9:22");
+        assert.equal(forwarded([operator, '0 0 127.0.0.1:41000 127.0.0.1:22 users:(("ssh",pid=900,fd=3))']), "", "an ssh client is not sshd");
+    });
+});
+
 describe("host scripts: real runs in a sandbox (mount namespace, overlays, fake systemd)", function () {
     let sb: HostSandbox;
     const managedBy = (settings: HostSettings = {}) =>
