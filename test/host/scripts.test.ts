@@ -20,7 +20,7 @@ import {
 } from "../../components/host/paths";
 import { HostSettings, HostSettingsError, resolveHostSettings } from "../../components/host/settings";
 import { PERF_EVENT_PARANOID_DROPIN_PATH } from "../../components/host/unit";
-import { HostSandbox, sandboxAvailable } from "../support/hostSandbox";
+import { HostSandbox, sandboxAvailable, useSandbox } from "../support/hostSandbox";
 
 const EVERYTHING_ON: HostSettings = {
     driver: "auto",
@@ -530,106 +530,98 @@ describe("host scripts: real runs in a sandbox (mount namespace, overlays, fake 
 });
 
 describe("host scripts: a converge never leaves a host worse than it found it (sandbox; the VM suite is the proof)", function () {
-    let sb: HostSandbox;
+    const sb = useSandbox();
     const managedBy = (settings: HostSettings = {}) =>
-        renderBundle(resolveHostSettings({ ...settings, install: { source: "preinstalled", binaryPath: sb.falco } }));
+        renderBundle(resolveHostSettings({ ...settings, install: { source: "preinstalled", binaryPath: sb().falco } }));
     const crash = { rules: { custom: { crash: "- list: FAIL_AT_START\n  items: [x]\n" } } };
 
-    before(function () {
-        if (!sandboxAvailable()) this.skip();
-    });
-    beforeEach(() => {
-        sb = new HostSandbox();
-    });
-    afterEach(() => sb?.cleanup());
-
     it("a rejected first converge leaves the package's running Falco running, enabled and unmasked", () => {
-        sb.touch("package-units", "falco-modern-bpf.service");
-        sb.touch("enabled", "falco-modern-bpf.service");
-        sb.touch("active", "falco-modern-bpf.service");
+        sb().touch("package-units", "falco-modern-bpf.service");
+        sb().touch("enabled", "falco-modern-bpf.service");
+        sb().touch("active", "falco-modern-bpf.service");
         const bad = managedBy({ rules: { custom: { broken: "- rule: x\n  condition: evt.type = open and fd.name = STANDIN-INVALID\n  output: x\n  priority: ERROR\n  desc: x\n" } } });
-        const r = sb.run(bad.installScript);
+        const r = sb().run(bad.installScript);
         assert.equal(r.status, 1);
         assert.match(r.stderr, /Falco rejected the new configuration.*nothing was changed/);
-        assert.ok(sb.has("active", "falco-modern-bpf.service") && sb.has("enabled", "falco-modern-bpf.service"));
-        assert.ok(!sb.has("masked", "falco-modern-bpf.service"), "masked before ours ran");
-        assert.deepEqual(sb.log("systemctl").filter((l) => /^(stop|disable|mask|--no-reload)/.test(l)), []);
+        assert.ok(sb().has("active", "falco-modern-bpf.service") && sb().has("enabled", "falco-modern-bpf.service"));
+        assert.ok(!sb().has("masked", "falco-modern-bpf.service"), "masked before ours ran");
+        assert.deepEqual(sb().log("systemctl").filter((l) => /^(stop|disable|mask|--no-reload)/.test(l)), []);
     });
 
     it("a first converge whose Falco does not start puts every unit back as found: no unit of ours, the package's running again", () => {
-        sb.touch("package-units", "falco-modern-bpf.service");
-        sb.touch("enabled", "falco-modern-bpf.service");
-        sb.touch("active", "falco-modern-bpf.service");
-        const r = sb.run(managedBy(crash).installScript);
+        sb().touch("package-units", "falco-modern-bpf.service");
+        sb().touch("enabled", "falco-modern-bpf.service");
+        sb().touch("active", "falco-modern-bpf.service");
+        const r = sb().run(managedBy(crash).installScript);
         assert.equal(r.status, 1, r.stderr);
         assert.match(r.stderr, /did not come up healthy/);
         assert.match(r.stderr, /the host is back as this converge found it \(falco-nodes.service not running\)/);
-        assert.equal(sb.stat(UNIT_PATH), undefined, "our unit file is gone again");
-        assert.ok(!sb.has("enabled", UNIT_NAME) && !sb.has("active", UNIT_NAME));
-        assert.ok(sb.has("active", "falco-modern-bpf.service"), "the package's Falco runs again");
-        assert.ok(sb.has("enabled", "falco-modern-bpf.service") && !sb.has("masked", "falco-modern-bpf.service"));
-        assert.equal(sb.stat(`${STATE_DIR}/pending`), undefined);
-        assert.equal(sb.stat(`${STATE_DIR}/manifest`), undefined);
+        assert.equal(sb().stat(UNIT_PATH), undefined, "our unit file is gone again");
+        assert.ok(!sb().has("enabled", UNIT_NAME) && !sb().has("active", UNIT_NAME));
+        assert.ok(sb().has("active", "falco-modern-bpf.service"), "the package's Falco runs again");
+        assert.ok(sb().has("enabled", "falco-modern-bpf.service") && !sb().has("masked", "falco-modern-bpf.service"));
+        assert.equal(sb().stat(`${STATE_DIR}/pending`), undefined);
+        assert.equal(sb().stat(`${STATE_DIR}/manifest`), undefined);
     });
 
     it("an uninstall after a rolled-back first converge removes nothing it never owned: the package's falco.yaml and an admin's logrotate file stay", () => {
-        sb.write(FALCO_MAIN_CONFIG, "# the package's falco.yaml\n");
-        sb.write(LOGROTATE_PATH, "# the admin's own rotation\n");
-        const before = sb.snapshot();
+        sb().write(FALCO_MAIN_CONFIG, "# the package's falco.yaml\n");
+        sb().write(LOGROTATE_PATH, "# the admin's own rotation\n");
+        const before = sb().snapshot();
         const b = managedBy(crash);
-        const r = sb.run(b.installScript);
+        const r = sb().run(b.installScript);
         assert.equal(r.status, 1, r.stderr);
-        assert.deepEqual(sb.snapshot(), before, "the rollback put everything back");
-        const u = sb.run(b.installScript, { args: ["uninstall"] });
+        assert.deepEqual(sb().snapshot(), before, "the rollback put everything back");
+        const u = sb().run(b.installScript, { args: ["uninstall"] });
         assert.equal(u.status, 0, u.stderr);
-        assert.equal(sb.read(FALCO_MAIN_CONFIG), "# the package's falco.yaml\n");
-        assert.equal(sb.read(LOGROTATE_PATH), "# the admin's own rotation\n");
+        assert.equal(sb().read(FALCO_MAIN_CONFIG), "# the package's falco.yaml\n");
+        assert.equal(sb().read(LOGROTATE_PATH), "# the admin's own rotation\n");
         assert.doesNotMatch(u.stderr, /removing \/etc/);
     });
 
     it("an uninstall after an interrupted first converge puts back the files it had replaced (the package's falco.yaml) and removes its new ones", () => {
-        sb.write(FALCO_MAIN_CONFIG, "# the package's falco.yaml\n");
-        const before = sb.snapshot();
+        sb().write(FALCO_MAIN_CONFIG, "# the package's falco.yaml\n");
+        const before = sb().snapshot();
         const b = managedBy();
-        fs.writeFileSync(path.join(sb.state, "kill-at"), `restart -- ${UNIT_NAME}`);
-        assert.notEqual(sb.run(b.installScript).status, 0, "killed at the restart, after the swap");
-        assert.equal(sb.log("killed").length, 1);
-        sb.mark("kill-at", false);
-        assert.notEqual(sb.read(FALCO_MAIN_CONFIG), "# the package's falco.yaml\n", "the swap happened");
-        const u = sb.run(b.installScript, { args: ["uninstall"] });
+        fs.writeFileSync(path.join(sb().state, "kill-at"), `restart -- ${UNIT_NAME}`);
+        assert.notEqual(sb().run(b.installScript).status, 0, "killed at the restart, after the swap");
+        assert.equal(sb().log("killed").length, 1);
+        sb().mark("kill-at", false);
+        assert.notEqual(sb().read(FALCO_MAIN_CONFIG), "# the package's falco.yaml\n", "the swap happened");
+        const u = sb().run(b.installScript, { args: ["uninstall"] });
         assert.equal(u.status, 0, u.stderr);
         assert.match(u.stderr, /an earlier converge was interrupted: putting back the files it replaced/);
-        assert.equal(sb.read(FALCO_MAIN_CONFIG), "# the package's falco.yaml\n");
-        assert.deepEqual(Object.keys(sb.snapshot()).filter((f) => !(f in before)), [], "nothing of ours is left");
+        assert.equal(sb().read(FALCO_MAIN_CONFIG), "# the package's falco.yaml\n");
+        assert.deepEqual(Object.keys(sb().snapshot()).filter((f) => !(f in before)), [], "nothing of ours is left");
     });
 
     it("an uninstall removes the directories converge created once they are empty, and keeps those with someone else's files", () => {
-        assert.equal(sb.stat("/etc/falco"), undefined, "this host has no /etc/falco");
+        assert.equal(sb().stat("/etc/falco"), undefined, "this host has no /etc/falco");
         const b = managedBy({ rules: { custom: { mine: "- list: my_bins\n  items: [ls]\n" } } });
-        assert.equal(sb.run(b.installScript).status, 0);
-        assert.ok(sb.stat("/etc/falco/rules.d")?.isDirectory());
-        const u = sb.run(b.installScript, { args: ["uninstall"] });
+        assert.equal(sb().run(b.installScript).status, 0);
+        assert.ok(sb().stat("/etc/falco/rules.d")?.isDirectory());
+        const u = sb().run(b.installScript, { args: ["uninstall"] });
         assert.equal(u.status, 0, u.stderr);
-        assert.equal(sb.stat("/etc/falco"), undefined, "no empty /etc/falco* directory left");
-        assert.ok(sb.stat("/etc/ssh/sshd_config.d")?.isDirectory(), "a directory that was there before stays");
+        assert.equal(sb().stat("/etc/falco"), undefined, "no empty /etc/falco* directory left");
+        assert.ok(sb().stat("/etc/ssh/sshd_config.d")?.isDirectory(), "a directory that was there before stays");
 
-        assert.equal(sb.run(b.installScript).status, 0);
-        sb.write("/etc/falco/rules.d/admin.yaml", "- list: admins\n  items: []\n");
-        assert.equal(sb.run(b.installScript, { args: ["uninstall"] }).status, 0);
-        assert.equal(sb.read("/etc/falco/rules.d/admin.yaml"), "- list: admins\n  items: []\n");
+        assert.equal(sb().run(b.installScript).status, 0);
+        sb().write("/etc/falco/rules.d/admin.yaml", "- list: admins\n  items: []\n");
+        assert.equal(sb().run(b.installScript, { args: ["uninstall"] }).status, 0);
+        assert.equal(sb().read("/etc/falco/rules.d/admin.yaml"), "- list: admins\n  items: []\n");
     });
 
     it("an uninstall unpacks the bundle (it may carry secrets) in root's own state directory and removes it on a failed exit too", () => {
         const b = managedBy();
-        assert.equal(sb.run(b.installScript).status, 0);
-        const stateDir = path.join(sb.root, "varlib/upper", STATE_DIR.replace(/^\/var\/lib\//, ""));
+        assert.equal(sb().run(b.installScript).status, 0);
+        const stateDir = path.join(sb().root, "varlib/upper", STATE_DIR.replace(/^\/var\/lib\//, ""));
         const works = () => fs.readdirSync(stateDir).filter((n) => n.startsWith("work."));
         // A command naming another bundle fails after the unpack (the check needs the bundle's hash).
-        const r = sb.run(b.installScript, { args: ["uninstall", "--owner", "a".repeat(64), "--bundle", "b".repeat(64)] });
+        const r = sb().run(b.installScript, { args: ["uninstall", "--owner", "a".repeat(64), "--bundle", "b".repeat(64)] });
         assert.equal(r.status, 1);
         assert.match(r.stderr, /nothing was changed/);
         assert.deepEqual(works(), [], "no unpacked bundle left behind");
-        assert.equal(sb.mode(STATE_DIR), "0700");
+        assert.equal(sb().mode(STATE_DIR), "0700");
         assert.doesNotMatch(CONVERGE_SCRIPT, /\/tmp\/|TMPDIR/, "the script never unpacks or stages under /tmp");
         const mktemps = CONVERGE_SCRIPT.split("\n").filter((l) => /\$\(mktemp/.test(l));
         assert.ok(mktemps.every((l) => l.includes('mktemp -d "$P_ARTIFACTS_DIR/')), `a temporary file outside root's own directories: ${mktemps.join("; ")}`);
@@ -637,61 +629,61 @@ describe("host scripts: a converge never leaves a host worse than it found it (s
 
     it("a no-op converge restarts an active Falco whose /healthz is dead, and says so", () => {
         const b = managedBy({ webserver: { enabled: true } });
-        assert.equal(sb.run(b.installScript).status, 0);
-        const healthy = sb.run(b.installScript);
+        assert.equal(sb().run(b.installScript).status, 0);
+        const healthy = sb().run(b.installScript);
         assert.deepEqual([healthy.report?.changed, healthy.report?.restarted], [false, false]);
-        sb.mark("healthz-dead");
-        sb.clearLogs();
-        const r = sb.run(b.installScript);
+        sb().mark("healthz-dead");
+        sb().clearLogs();
+        const r = sb().run(b.installScript);
         assert.equal(r.status, 0, r.stderr);
         assert.match(r.stderr, /is active but not healthy \(\/healthz does not answer/);
         assert.deepEqual([r.report?.changed, r.report?.restarted], [true, true]);
-        assert.deepEqual(sb.log("systemctl").filter((l) => l.startsWith("restart")), [`restart -- ${UNIT_NAME}`]);
+        assert.deepEqual(sb().log("systemctl").filter((l) => l.startsWith("restart")), [`restart -- ${UNIT_NAME}`]);
     });
 
     for (const step of ["daemon-reload", "reload -- ssh.service", `restart -- ${UNIT_NAME}`, "-q -p /etc/sysctl.d"]) {
         it(`a converge killed at '${step}' is finished by the next one with the same bundle`, () => {
             const v1 = managedBy();
-            assert.equal(sb.run(v1.installScript).status, 0);
+            assert.equal(sb().run(v1.installScript).status, 0);
             // A change to every group, so each step has work to do.
             const v2 = managedBy({
                 rules: { custom: { mine: "- list: l\n  items: [x]\n" } },
                 hardening: { sysctl: { overrides: { "net.ipv4.ip_forward": 0 } }, sshd: { overrides: { MaxAuthTries: "5" } } },
                 perfEventParanoid: "grant-sys-admin",
             });
-            fs.writeFileSync(path.join(sb.state, "kill-at"), step);
-            const killed = sb.run(v2.installScript);
+            fs.writeFileSync(path.join(sb().state, "kill-at"), step);
+            const killed = sb().run(v2.installScript);
             assert.notEqual(killed.status, 0);
-            assert.equal(sb.log("killed").length, 1, `killed at ${step}: ${killed.stderr}`);
-            assert.ok(sb.read(`${STATE_DIR}/pending`), "the record of the interrupted converge stays");
-            sb.clearLogs();
-            const r = sb.run(v2.installScript);
+            assert.equal(sb().log("killed").length, 1, `killed at ${step}: ${killed.stderr}`);
+            assert.ok(sb().read(`${STATE_DIR}/pending`), "the record of the interrupted converge stays");
+            sb().clearLogs();
+            const r = sb().run(v2.installScript);
             assert.equal(r.status, 0, r.stderr);
             assert.match(r.stderr, /an earlier converge was interrupted/);
             assert.deepEqual([r.report?.changed, r.report?.restarted], [true, true]);
-            assert.ok(sb.log("systemctl").includes(`restart -- ${UNIT_NAME}`), "Falco restarted with the new files");
-            assert.ok(sb.log("systemctl").includes("reload -- ssh.service"), "sshd reloaded with the new drop-in");
-            assert.ok(sb.log("sysctl").some((l) => l.includes(SYSCTL_PATH)), "the new sysctl file applied");
-            assert.equal(sb.stat(`${STATE_DIR}/pending`), undefined);
-            assert.equal(sb.read(`${STATE_DIR}/bundle-hash`), `${v2.hash}\n`);
-            for (const f of v2.files.filter((x) => x.group !== "unit-kmod")) assert.equal(sb.read(f.path), f.content, f.path);
-            const again = sb.run(v2.installScript);
+            assert.ok(sb().log("systemctl").includes(`restart -- ${UNIT_NAME}`), "Falco restarted with the new files");
+            assert.ok(sb().log("systemctl").includes("reload -- ssh.service"), "sshd reloaded with the new drop-in");
+            assert.ok(sb().log("sysctl").some((l) => l.includes(SYSCTL_PATH)), "the new sysctl file applied");
+            assert.equal(sb().stat(`${STATE_DIR}/pending`), undefined);
+            assert.equal(sb().read(`${STATE_DIR}/bundle-hash`), `${v2.hash}\n`);
+            for (const f of v2.files.filter((x) => x.group !== "unit-kmod")) assert.equal(sb().read(f.path), f.content, f.path);
+            const again = sb().run(v2.installScript);
             assert.deepEqual([again.report?.changed, again.report?.restarted], [false, false], "finished for good");
         });
     }
 
     it("refuses a preinstalled Falco that someone other than root could replace", () => {
-        fs.chownSync(sb.falco, 65534, 65534);
-        let r = sb.run(managedBy().installScript);
+        fs.chownSync(sb().falco, 65534, 65534);
+        let r = sb().run(managedBy().installScript);
         assert.equal(r.status, 1);
         assert.match(r.stderr, /install.binaryPath .*: .*\/bin\/falco is owned by uid 65534, not root.*nothing was changed/);
-        fs.chownSync(sb.falco, 0, 0);
-        fs.chmodSync(path.dirname(sb.falco), 0o777);
-        r = sb.run(managedBy().installScript);
+        fs.chownSync(sb().falco, 0, 0);
+        fs.chmodSync(path.dirname(sb().falco), 0o777);
+        r = sb().run(managedBy().installScript);
         assert.equal(r.status, 1);
         assert.match(r.stderr, /\/bin is writable by others \(mode 777\)/);
-        assert.deepEqual(Object.keys(sb.snapshot()), ["/etc/ssh/sshd_config"]);
-        fs.chmodSync(path.dirname(sb.falco), 0o755);
-        assert.equal(sb.run(managedBy().installScript).status, 0, "root-owned, root-only: accepted");
+        assert.deepEqual(Object.keys(sb().snapshot()), ["/etc/ssh/sshd_config"]);
+        fs.chmodSync(path.dirname(sb().falco), 0o755);
+        assert.equal(sb().run(managedBy().installScript).status, 0, "root-owned, root-only: accepted");
     });
 });
