@@ -39,16 +39,14 @@ read_unit_states() {
     if [[ $mode == installed ]]; then
         for k in "${!U_NAMES[@]}"; do
             if ((k == 0)) || [[ ${U_LOAD[k]:-not-found} != not-found ]]; then continue; fi
-            U_LOAD[k]=${load[k]:-not-found} U_ACTIVE[k]=${active[k]:-inactive} U_FILE[k]=${ufile[k]:-}
-            U_FILE[k]=${U_FILE[k]:--}
+            U_LOAD[k]=${load[k]:-not-found} U_ACTIVE[k]=${active[k]:-inactive} U_FILE[k]=${ufile[k]:--}
         done
         if [[ $TXN == open ]]; then write_pending; fi
         return 0
     fi
     U_LOAD=() U_ACTIVE=() U_FILE=()
     for k in "${!U_NAMES[@]}"; do
-        U_LOAD[k]=${load[k]:-not-found} U_ACTIVE[k]=${active[k]:-inactive} U_FILE[k]=${ufile[k]:-}
-        U_FILE[k]=${U_FILE[k]:--}
+        U_LOAD[k]=${load[k]:-not-found} U_ACTIVE[k]=${active[k]:-inactive} U_FILE[k]=${ufile[k]:--}
     done
 }
 
